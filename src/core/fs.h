@@ -1,0 +1,20 @@
+/* File system helpers for durable writes. Blocking: call off the loop
+ * (from the thread pool) when they fsync. */
+#ifndef CORE_FS_H
+#define CORE_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* mkdir -p; 0 or -1 with errno. */
+int fs_mkdir_p(const char *path, mode_t mode);
+/* fsync(2) on a directory; 0 or -1 with errno. */
+int fs_fsync_dir(const char *path);
+/* fsync the directory that holds path. */
+int fs_fsync_parent(const char *path);
+/* write(2) all of p, retrying on EINTR and short writes; 0 or -1. */
+int fs_write_all(int fd, const void *p, size_t n);
+/* Writes a whole file durably: tmp file, fsync, rename, fsync dir. */
+int fs_write_file(const char *path, const void *p, size_t n, mode_t mode);
+
+#endif

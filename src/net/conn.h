@@ -1,0 +1,107 @@
+/* Connections: a small API over libevent bufferevents so that protocol code
+ * never includes <event2/...> or <openssl/...>. One connection is one client
+ * socket; the protocol session that uses it is a separate object.
+ *
+ * Untrusted input: every octet a client sends passes through here. Lines
+ * are read with a hard limit; raw reads are bounded by the caller. */
+#ifndef NET_CONN_H
+#define NET_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "core/log.h"
+
+struct conn;
+struct event_base;
+
+struct conn_handler {
+	/* New input is buffered (call conn_read_line / conn_read). */
+	void (*on_input)(struct conn *c, void *ctx);
+	/* All queued output was written (optional). */
+	void (*on_drained)(struct conn *c, void *ctx);
+	/* No input for the read timeout: write a reply, then conn_close(). */
+	void (*on_timeout)(struct conn *c, void *ctx);
+	/* The connection is gone (peer closed, error, or after conn_close());
+	 * c is freed when this returns. Never called from inside a conn_*()
+	 * call made by the protocol. */
+	void (*on_closed)(struct conn *c, void *ctx);
+};
+
+enum conn_line {
+	CONN_LINE_NONE,		/* no complete line buffered yet */
+	CONN_LINE_OK,		/* *line holds one line, without CRLF/LF */
+	CONN_LINE_TOO_LONG	/* a line over max: reported once; the rest of
+				 * it is discarded up to its end of line */
+};
+
+void conn_set_handler(struct conn *c, const struct conn_handler *h,
+    void *ctx);
+
+/* Reads one line ended by CRLF or LF; the terminator and a CR before it are
+ * removed. Lines longer than max octets (terminator excluded) are never
+ * buffered whole. */
+enum conn_line conn_read_line(struct conn *c, size_t max, struct buf *line);
+/* Octets buffered and not yet read. */
+size_t conn_input_length(const struct conn *c);
+/* Copies up to n buffered octets into p and removes them; returns the
+ * count. */
+size_t conn_read(struct conn *c, void *p, size_t n);
+/* Copies up to n buffered octets into p without removing them. */
+size_t conn_peek(struct conn *c, void *p, size_t n);
+/* Removes n buffered octets (n <= conn_input_length()). */
+void conn_drain(struct conn *c, size_t n);
+
+void conn_write(struct conn *c, const void *p, size_t n);
+void conn_puts(struct conn *c, const char *s);
+void conn_printf(struct conn *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
+size_t conn_output_length(const struct conn *c);
+
+/* Stop / restart reading from the socket (pending async work). */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+/* Read timeout in seconds (0: none). Also used as the write timeout. */
+void conn_set_timeout(struct conn *c, unsigned seconds);
+
+/* Writes what is queued, then closes; on_closed follows later. */
+void conn_close(struct conn *c);
+bool conn_is_closing(const struct conn *c);
+
+const char *conn_peer_addr(const struct conn *c);	/* "192.0.2.1" */
+unsigned conn_peer_port(const struct conn *c);
+const char *conn_local_addr(const struct conn *c);
+enum service conn_service(const struct conn *c);
+uint64_t conn_id(const struct conn *c);
+bool conn_is_tls(const struct conn *c);
+
+/* ---- listeners ---- */
+
+enum conn_refusal {
+	CONN_ACCEPTED,
+	CONN_REFUSED_TOTAL,	/* max_connections reached */
+	CONN_REFUSED_PER_IP	/* max_connections_per_ip reached */
+};
+
+/* Called for each accepted connection. When refusal is not
+ * CONN_ACCEPTED, the protocol writes its "too many connections" reply and
+ * calls conn_close(). */
+typedef void (*conn_accept_fn)(struct conn *c, enum conn_refusal refusal,
+    void *arg);
+
+void net_init(struct event_base *base, unsigned max_total,
+    unsigned max_per_ip);
+/* Binds every address of a comma-separated host:port list for svc. Returns
+ * 0 or -1 with *error_r allocated. */
+int net_listen(enum service svc, const char *list, conn_accept_fn fn,
+    void *arg, char **error_r);
+/* Stops accepting (shutdown). */
+void net_close_listeners(void);
+/* Connections currently open (accepted ones). */
+unsigned net_connection_count(void);
+/* Closes every connection at once (end of shutdown). */
+void net_close_all(void);
+
+#endif

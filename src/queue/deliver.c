@@ -1,0 +1,38 @@
+/* Local delivery job. */
+#include "queue/deliver.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "store/maildir.h"
+
+void
+local_delivery_run(void *arg)
+{
+	struct local_delivery *ld = arg;
+	char name[256];
+
+	if (spool_commit(ld->spool) < 0) {
+		ld->commit_error = errno;
+		return;
+	}
+	for (size_t i = 0; i < ld->maildirs.n; i++) {
+		if (maildir_deliver(ld->maildirs.v[i], ld->spool->path,
+		    ld->spool->size, name, sizeof(name)) < 0) {
+			if (ld->first_error == 0)
+				ld->first_error = errno;
+			continue;
+		}
+		ld->delivered++;
+	}
+	/* Every mailbox holds a durable link now; the spool name can go.
+	 * (The queue takes over here once remote delivery exists.) */
+	unlink(ld->spool->path);
+	ld->spool->path[0] = '\0';
+}
+
+void
+local_delivery_free(struct local_delivery *ld)
+{
+	strlist_free(&ld->maildirs);
+}

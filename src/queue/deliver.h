@@ -1,0 +1,25 @@
+/* Local delivery of a spooled message into several Maildirs. The job runs
+ * on a worker thread (it fsyncs); the caller owns the struct and reads the
+ * results in its done callback. */
+#ifndef QUEUE_DELIVER_H
+#define QUEUE_DELIVER_H
+
+#include "core/strlist.h"
+#include "queue/spool.h"
+
+struct local_delivery {
+	struct spool_file *spool;	/* flushed, still open */
+	struct strlist maildirs;	/* one path per recipient mailbox */
+	int commit_error;		/* errno of fsync of the spool file */
+	unsigned delivered;		/* mailboxes that have the message */
+	int first_error;		/* errno of the first failed mailbox */
+};
+
+/* Worker thread: fsync the spool file, link it into each Maildir, fsync,
+ * then remove the spool file. */
+void local_delivery_run(void *arg);
+
+/* Loop thread: frees the paths (not the spool struct). */
+void local_delivery_free(struct local_delivery *ld);
+
+#endif

@@ -1,0 +1,108 @@
+/* Spool files for messages while they arrive. */
+#include "queue/spool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/fs.h"
+#include "core/util.h"
+#include "core/xmalloc.h"
+
+int
+spool_init(const char *data_dir)
+{
+	char p[PATH_MAX];
+	if (snprintf(p, sizeof(p), "%s/queue/tmp", data_dir) >= (int)sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return fs_mkdir_p(p, 0700);
+}
+
+int
+spool_create(const char *data_dir, struct spool_file *sf)
+{
+	memset(sf, 0, sizeof(*sf));
+	sf->fd = -1;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		make_id(sf->id);
+		if (snprintf(sf->path, sizeof(sf->path), "%s/queue/tmp/%s",
+		    data_dir, sf->id) >= (int)sizeof(sf->path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		sf->fd = open(sf->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+		if (sf->fd >= 0)
+			break;
+		if (errno == ENOENT && spool_init(data_dir) == 0)
+			continue;
+		if (errno != EEXIST)
+			return -1;
+	}
+	if (sf->fd < 0)
+		return -1;
+	sf->buf = x_malloc(SPOOL_BUF_SIZE);
+	return 0;
+}
+
+int
+spool_flush(struct spool_file *sf)
+{
+	if (sf->error)
+		return -1;
+	if (sf->buffered && fs_write_all(sf->fd, sf->buf, sf->buffered) < 0) {
+		sf->error = errno;
+		return -1;
+	}
+	sf->buffered = 0;
+	return 0;
+}
+
+void
+spool_write(struct spool_file *sf, const void *p, size_t n)
+{
+	if (sf->error)
+		return;
+	sf->size += n;
+	if (sf->buffered + n > SPOOL_BUF_SIZE && spool_flush(sf) < 0)
+		return;
+	if (n >= SPOOL_BUF_SIZE) {
+		if (fs_write_all(sf->fd, p, n) < 0)
+			sf->error = errno;
+		return;
+	}
+	memcpy(sf->buf + sf->buffered, p, n);
+	sf->buffered += n;
+}
+
+int
+spool_commit(struct spool_file *sf)
+{
+	int r = fsync(sf->fd);
+	int e = errno;
+	if (close(sf->fd) < 0 && r == 0) {
+		r = -1;
+		e = errno;
+	}
+	sf->fd = -1;
+	errno = e;
+	return r;
+}
+
+void
+spool_discard(struct spool_file *sf)
+{
+	if (sf->fd >= 0) {
+		close(sf->fd);
+		sf->fd = -1;
+	}
+	if (sf->path[0]) {
+		unlink(sf->path);
+		sf->path[0] = '\0';
+	}
+	x_free(&sf->buf);
+}

@@ -1,0 +1,36 @@
+/* Incoming message files: data_dir/queue/tmp/QID while a message arrives.
+ * Writes are buffered; spool_commit() makes the file durable (blocking:
+ * call it from the thread pool). */
+#ifndef QUEUE_SPOOL_H
+#define QUEUE_SPOOL_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SPOOL_BUF_SIZE	(64 * 1024)
+
+struct spool_file {
+	int fd;
+	char id[17];
+	char path[PATH_MAX];
+	uint64_t size;		/* octets written so far */
+	int error;		/* errno of the first failed write, or 0 */
+	size_t buffered;
+	char *buf;		/* SPOOL_BUF_SIZE octets */
+};
+
+/* Makes data_dir/queue/tmp if needed. 0 or -1 with errno. */
+int spool_init(const char *data_dir);
+/* Creates a new empty spool file with a fresh queue id. 0 or -1. */
+int spool_create(const char *data_dir, struct spool_file *sf);
+/* Appends n octets; failures are remembered in sf->error. */
+void spool_write(struct spool_file *sf, const void *p, size_t n);
+/* Writes out the buffer (loop thread). 0 or -1 with sf->error. */
+int spool_flush(struct spool_file *sf);
+/* fsync and close (worker thread). 0 or -1 with errno. */
+int spool_commit(struct spool_file *sf);
+/* Closes (if open) and unlinks the file; frees the buffer. */
+void spool_discard(struct spool_file *sf);
+
+#endif

@@ -1,0 +1,439 @@
+/* SMTP mail transactions: MAIL, RCPT, DATA, BDAT, and the hand-off to
+ * local delivery. Untrusted input: envelope arguments and message octets.
+ * A 250 to the end of data is sent only after every mailbox holds the
+ * message durably (DESIGN.md, durability). */
+#include "smtp/smtp_session.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "auth/userdb.h"
+#include "core/pool.h"
+#include "core/util.h"
+#include "core/xmalloc.h"
+
+void
+smtp_txn_reset(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	if (t == NULL)
+		return;
+	if (t->spool_open)
+		spool_discard(&t->spool);
+	strlist_free(&t->rcpts);
+	strlist_free(&t->mailboxes);
+	local_delivery_free(&t->delivery);
+	free(t);
+	s->txn = NULL;
+}
+
+/* Replies for the parse errors of MAIL (is_mail) and RCPT. */
+static void
+smtp_reply_parse_error(struct smtp_session *s, enum smtp_parse_status st,
+    bool is_mail)
+{
+	switch (st) {
+	case SMTP_PARSE_OK:
+		break;
+	case SMTP_PARSE_SYNTAX:
+		smtp_reply_error(s, "501 5.5.4 Syntax: %s", is_mail ?
+		    "MAIL FROM:<address>" : "RCPT TO:<address>");
+		break;
+	case SMTP_PARSE_BAD_ADDRESS:
+	case SMTP_PARSE_TOO_LONG:
+	case SMTP_PARSE_NULL_PATH:
+		smtp_reply_error(s, "501 %s Bad %s address syntax (%s)",
+		    is_mail ? "5.1.7" : "5.1.3", is_mail ? "sender" :
+		    "recipient", smtp_parse_status_text(st));
+		break;
+	case SMTP_PARSE_UNKNOWN_PARAM:
+		smtp_reply_error(s, "555 5.5.4 Unsupported option");
+		break;
+	case SMTP_PARSE_BAD_PARAM:
+		smtp_reply_error(s, "501 5.5.4 Bad parameter value");
+		break;
+	}
+}
+
+void
+smtp_cmd_mail(struct smtp_session *s, const char *arg)
+{
+	struct smtp_mail_args m;
+	enum smtp_parse_status st = smtp_parse_mail(arg, &m);
+
+	if (st != SMTP_PARSE_OK) {
+		smtp_reply_parse_error(s, st, true);
+		return;
+	}
+	if (m.from.utf8 && !m.smtputf8) {
+		smtp_reply_error(s, "553 5.6.7 Non-ASCII sender address "
+		    "needs SMTPUTF8");
+		return;
+	}
+	if (m.has_size && m.size > s->cfg->max_message_size) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed maximum "
+		    "message size");
+		return;
+	}
+	s->txn = x_calloc(1, sizeof(*s->txn));
+	s->txn->mail = m;
+	smtp_enter_state(s, SMTP_ST_MAIL);
+	smtp_reply(s, "250 2.1.0 Ok");
+}
+
+/* Resolves one recipient and adds its mailboxes; replies when refused. */
+static bool
+smtp_rcpt_accept(struct smtp_session *s, const struct smtp_address *to)
+{
+	struct strlist local = STRLIST_INIT, remote = STRLIST_INIT;
+	char addr[SMTP_PATH_MAX + SMTP_DOMAIN_MAX + 2];
+	const char *shown = to->text;
+
+	if (to->is_postmaster) {
+		/* RFC 5321 4.5.1: <Postmaster> without a domain is ours. */
+		snprintf(addr, sizeof(addr), "postmaster@%s",
+		    s->cfg->hostname);
+		shown = "Postmaster";
+	} else if (to->is_literal) {
+		smtp_reply_error(s, "554 5.7.1 <%s>: Relay access denied",
+		    shown);
+		return false;
+	} else {
+		snprintf(addr, sizeof(addr), "%s@%s", to->local, to->domain);
+	}
+	str_lower(strrchr(addr, '@'));
+	enum userdb_resolve_result r = userdb_resolve(s->srv->db, addr,
+	    &local, &remote);
+	bool ok = false;
+	switch (r) {
+	case RESOLVE_NOT_LOCAL:
+		smtp_reply_error(s, "554 5.7.1 <%s>: Relay access denied",
+		    shown);
+		break;
+	case RESOLVE_NO_SUCH_USER:
+		smtp_reply_error(s, "550 5.1.1 <%s>: Recipient address "
+		    "rejected: User unknown", shown);
+		break;
+	case RESOLVE_ERROR:
+		smtp_reply(s, "451 4.3.0 <%s>: Temporary lookup failure",
+		    shown);
+		break;
+	case RESOLVE_OK:
+		if (remote.n > 0) {
+			/* Forwarding needs the outbound queue; refusing for
+			 * now is better than losing the remote copies. */
+			smtp_reply(s, "450 4.4.0 <%s>: Forwarding to other "
+			    "domains is not available", shown);
+			break;
+		}
+		for (size_t i = 0; i < local.n; i++)
+			strlist_add_unique(&s->txn->mailboxes, local.v[i]);
+		ok = true;
+		break;
+	}
+	strlist_free(&local);
+	strlist_free(&remote);
+	return ok;
+}
+
+void
+smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
+{
+	struct smtp_rcpt_args r;
+	enum smtp_parse_status st = smtp_parse_rcpt(arg, &r);
+
+	if (st != SMTP_PARSE_OK) {
+		smtp_reply_parse_error(s, st, false);
+		return;
+	}
+	if (r.to.utf8 && !s->txn->mail.smtputf8) {
+		smtp_reply_error(s, "553 5.6.7 Non-ASCII recipient address "
+		    "needs SMTPUTF8");
+		return;
+	}
+	if (s->txn->rcpts.n >= s->cfg->max_recipients) {
+		smtp_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (!smtp_rcpt_accept(s, &r.to))
+		return;
+	strlist_add(&s->txn->rcpts, r.to.is_postmaster ? "Postmaster" :
+	    r.to.text);
+	smtp_enter_state(s, SMTP_ST_RCPT);
+	smtp_reply(s, "250 2.1.5 Ok");
+}
+
+/* RFC 3848 protocol names for Received: (RFC 6531 3.7.3 for UTF8). */
+static const char *
+smtp_protocol_name(const struct smtp_session *s)
+{
+	bool tls = conn_is_tls(s->conn);
+	if (s->txn->mail.smtputf8)
+		return tls ? "UTF8SMTPS" : "UTF8SMTP";
+	if (!s->esmtp)
+		return "SMTP";
+	return tls ? "ESMTPS" : "ESMTP";
+}
+
+static void
+smtp_write_trace(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct buf h = BUF_INIT;
+	char date[64];
+	const char *ip = conn_peer_addr(s->conn);
+
+	format_rfc5322_date(time(NULL), date, sizeof(date));
+	buf_printf(&h, "Return-Path: <%s>\r\n", t->mail.from.text);
+	buf_printf(&h, "Received: from %s (%s%s])\r\n", s->helo,
+	    strchr(ip, ':') ? "[IPv6:" : "[", ip);
+	buf_printf(&h, "\tby %s (correo) with %s id %s", s->cfg->hostname,
+	    smtp_protocol_name(s), t->spool.id);
+	if (t->rcpts.n == 1)
+		buf_printf(&h, "\r\n\tfor <%s>", t->rcpts.v[0]);
+	buf_printf(&h, ";\r\n\t%s\r\n", date);
+	spool_write(&t->spool, h.data, h.len);
+	buf_free(&h);
+}
+
+/* Opens the spool file and writes the trace headers. */
+static bool
+smtp_start_message(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	if (spool_create(s->cfg->data_dir, &t->spool) < 0) {
+		log_warn("session=%llu spool_create", (unsigned long long)s->id);
+		smtp_reply(s, "451 4.3.0 Error: local error in processing");
+		return false;
+	}
+	t->spool_open = true;
+	smtp_data_init(&t->dec);
+	smtp_write_trace(s);
+	return true;
+}
+
+void
+smtp_cmd_data(struct smtp_session *s, const char *arg)
+{
+	if (*arg != '\0') {
+		smtp_reply_error(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->txn->bdat) {
+		smtp_reply_error(s, "503 5.5.1 Error: BDAT in progress");
+		return;
+	}
+	if (!smtp_start_message(s))
+		return;
+	smtp_enter_state(s, SMTP_ST_DATA);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void
+smtp_end_transaction(struct smtp_session *s)
+{
+	smtp_txn_reset(s);
+	smtp_enter_state(s, SMTP_ST_READY);
+}
+
+static void
+smtp_delivery_done(void *arg)
+{
+	struct smtp_session *s = arg;
+	struct smtp_txn *t = s->txn;
+	struct local_delivery *ld = &t->delivery;
+
+	s->busy = false;
+	if (s->gone) {
+		/* The client left before the reply: nothing was acknowledged,
+		 * whatever reached the mailboxes stays there. */
+		smtp_txn_reset(s);
+		buf_free(&s->line);
+		s->srv->sessions--;
+		free(s);
+		return;
+	}
+	int err = ld->commit_error ? ld->commit_error : ld->first_error;
+	if (err) {
+		log_warnx("session=%llu qid=%s event=delivery-failed "
+		    "delivered=%u/%zu error=\"%s\"", (unsigned long long)s->id,
+		    t->spool.id, ld->delivered, ld->maildirs.n, strerror(err));
+		smtp_reply(s, "451 4.3.0 Error: local delivery failed, try "
+		    "again later");
+	} else {
+		s->transactions++;
+		log_info("session=%llu qid=%s event=delivered from=<%s> "
+		    "nrcpt=%zu mailboxes=%zu size=%llu",
+		    (unsigned long long)s->id, t->spool.id, t->mail.from.text,
+		    t->rcpts.n, ld->maildirs.n,
+		    (unsigned long long)t->spool.size);
+		smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->spool.id);
+	}
+	smtp_end_transaction(s);
+	conn_resume(s->conn);
+	smtp_process(s);
+}
+
+/* Worker thread. The loop leaves s->txn alone while s->busy. */
+static void
+smtp_delivery_work(void *arg)
+{
+	struct smtp_session *s = arg;
+	local_delivery_run(&s->txn->delivery);
+}
+
+/* The whole message has arrived (DATA end or BDAT LAST). */
+static void
+smtp_finish_message(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t->too_big) {
+		smtp_reply(s, "552 5.3.4 Error: message file too big");
+	} else if (smtp_data_is_tainted(&t->dec)) {
+		log_info("session=%llu event=refused reason=%s",
+		    (unsigned long long)s->id, t->dec.nul ? "nul" :
+		    t->dec.bare_lf ? "bare-lf" : "bare-cr");
+		smtp_reply_error(s, "550 5.6.0 Error: message contains bare "
+		    "CR, bare LF or NUL; refused");
+	} else if (spool_flush(&t->spool) < 0) {
+		errno = t->spool.error;
+		log_warn("session=%llu qid=%s spool write",
+		    (unsigned long long)s->id, t->spool.id);
+		smtp_reply(s, "451 4.3.0 Error: local error in processing");
+	} else {
+		for (size_t i = 0; i < t->mailboxes.n; i++) {
+			char *path = userdb_maildir_path(s->cfg->data_dir,
+			    t->mailboxes.v[i]);
+			strlist_add(&t->delivery.maildirs, path);
+			free(path);
+		}
+		t->delivery.spool = &t->spool;
+		s->busy = true;
+		conn_pause(s->conn);
+		smtp_enter_state(s, SMTP_ST_READY);
+		pool_submit(smtp_delivery_work, smtp_delivery_done, s);
+		return;
+	}
+	smtp_end_transaction(s);
+}
+
+void
+smtp_data_input(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	char in[SMTP_DATA_CHUNK], out[SMTP_DATA_CHUNK + 2];
+	size_t n, outlen, used;
+
+	n = conn_peek(s->conn, in, sizeof(in));
+	enum smtp_data_status st = smtp_data_feed(&t->dec, in, n, out,
+	    &outlen, &used);
+	conn_drain(s->conn, used);
+	if (t->dec.size > s->cfg->max_message_size)
+		t->too_big = true;
+	if (!t->too_big && !smtp_data_is_tainted(&t->dec))
+		spool_write(&t->spool, out, outlen);
+	if (st == SMTP_DATA_END)
+		smtp_finish_message(s);
+}
+
+/* BDAT size [LAST] (RFC 3030). */
+void
+smtp_cmd_bdat(struct smtp_session *s, const char *arg)
+{
+	char num[32];
+	uint64_t size;
+	const char *p = arg, *sp;
+
+	if (*p++ != ' ')
+		goto syntax;
+	sp = strchr(p, ' ');
+	size_t n = sp ? (size_t)(sp - p) : strlen(p);
+	if (n == 0 || n >= sizeof(num))
+		goto syntax;
+	memcpy(num, p, n);
+	num[n] = '\0';
+	if (parse_uint(num, UINT64_MAX, &size) < 0)
+		goto syntax;
+	if (sp && !str_iequal(sp + 1, "LAST"))
+		goto syntax;
+
+	s->bdat_size = s->bdat_left = size;
+	s->bdat_last = sp != NULL;
+	s->bdat_error = NULL;
+	s->bdat_return = s->state;
+	if (s->state == SMTP_ST_INIT)
+		s->bdat_error = "503 5.5.1 Error: send HELO/EHLO first";
+	else if (s->state == SMTP_ST_READY)
+		s->bdat_error = "503 5.5.1 Error: need MAIL command";
+	else if (s->state == SMTP_ST_MAIL)
+		s->bdat_error = "503 5.5.1 Error: need RCPT command";
+	else if (!s->txn->bdat) {
+		if (!smtp_start_message(s)) {
+			/* Reply given; still skip the chunk, quietly. */
+			s->bdat_error = "";
+			smtp_txn_reset(s);
+			s->bdat_return = SMTP_ST_READY;
+		} else {
+			s->txn->bdat = true;
+		}
+	}
+	if (s->bdat_error == NULL &&
+	    s->txn->dec.size + size > s->cfg->max_message_size)
+		s->txn->too_big = true;
+	smtp_enter_state(s, SMTP_ST_BDAT);
+	return;
+syntax:
+	smtp_reply_error(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+}
+
+static void
+smtp_bdat_chunk_done(struct smtp_session *s)
+{
+	if (s->bdat_error) {
+		smtp_enter_state(s, s->bdat_return);
+		if (*s->bdat_error)
+			smtp_reply_error(s, "%s", s->bdat_error);
+		return;
+	}
+	struct smtp_txn *t = s->txn;
+	if (t->too_big) {
+		/* RFC 3030 2: after a failed chunk the client sends no more
+		 * BDAT; the transaction is over. */
+		smtp_reply(s, "552 5.3.4 Error: message file too big");
+		smtp_end_transaction(s);
+		return;
+	}
+	if (!s->bdat_last) {
+		smtp_enter_state(s, SMTP_ST_RCPT);
+		smtp_reply(s, "250 2.0.0 %llu octets received",
+		    (unsigned long long)s->bdat_size);
+		return;
+	}
+	smtp_data_bdat_finish(&t->dec);
+	smtp_finish_message(s);
+}
+
+void
+smtp_bdat_input(struct smtp_session *s)
+{
+	char in[SMTP_DATA_CHUNK];
+
+	if (s->bdat_left > 0) {
+		size_t want = s->bdat_left < sizeof(in) ?
+		    (size_t)s->bdat_left : sizeof(in);
+		size_t got = conn_read(s->conn, in, want);
+		s->bdat_left -= got;
+		if (s->bdat_error == NULL && !s->txn->too_big) {
+			smtp_data_bdat_scan(&s->txn->dec, in, got);
+			if (!smtp_data_is_tainted(&s->txn->dec))
+				spool_write(&s->txn->spool, in, got);
+		}
+	}
+	if (s->bdat_left == 0)
+		smtp_bdat_chunk_done(s);
+}
