@@ -70,6 +70,14 @@ build/asan/unit/%: build/asan/obj/tests/unit/%.o $(call objs,asan,$(LIB_SRCS))
 UNIT_PLAIN := $(patsubst tests/unit/%.c,build/plain/unit/%,$(UNIT_SRCS))
 UNIT_ASAN  := $(patsubst tests/unit/%.c,build/asan/unit/%,$(UNIT_SRCS))
 
+# ---- the same sources with clang (warnings are errors there too) -------
+build/clang/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(ALL_CFLAGS) -c $< -o $@
+
+build/clang/correo: $(call objs,clang,src/main.c $(LIB_SRCS) $(UNIT_SRCS))
+	clang $(CFLAGS) $(filter-out build/clang/obj/tests/%,$^) -o $@ $(LDLIBS)
+
 # ---- fuzzing (clang + libFuzzer, with ASan/UBSan) ------------------------
 FUZZ_CC    := clang
 FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
@@ -119,7 +127,7 @@ asan-check: build/asan/correo $(UNIT_ASAN)
 	  $(PYTEST) $(PYTEST_ARGS) tests/integration
 
 check: deps
-	$(MAKE) all
+	$(MAKE) all build/clang/correo
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) asan-check

@@ -423,27 +423,18 @@ net_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	(void)l;
 	(void)salen;
 
-	struct conn *c = x_calloc(1, sizeof(*c));
-	c->svc = lr->svc;
-	c->id = ++net.next_id;
-	sockaddr_text(sa, c->peer, sizeof(c->peer), &c->peer_port);
+	char peer[INET6_ADDRSTRLEN];
+	unsigned port = 0;
+	sockaddr_text(sa, peer, sizeof(peer), &port);
+	struct conn *c = conn_new(fd, lr->svc, peer);
+	if (c == NULL)
+		return;
+	c->peer_port = port;
 	if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
 		sockaddr_text((struct sockaddr *)&local, c->local,
 		    sizeof(c->local), NULL);
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c->bev = bufferevent_socket_new(net.base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (c->bev == NULL) {
-		close(fd);
-		free(c);
-		return;
-	}
-	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH);
-	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
-	c->next = net.all;
-	if (net.all)
-		net.all->prev = c;
-	net.all = c;
 
 	enum conn_refusal refusal = CONN_ACCEPTED;
 	struct ip_count *ipc = ip_get(c->peer);
@@ -465,8 +456,31 @@ net_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	    c->peer_port, refusal == CONN_ACCEPTED ? "" :
 	    refusal == CONN_REFUSED_TOTAL ? " refused=max_connections" :
 	    " refused=max_connections_per_ip");
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	lr->fn(c, refusal, lr->arg);
+}
+
+struct conn *
+conn_new(int fd, enum service svc, const char *peer)
+{
+	evutil_make_socket_nonblocking(fd);
+	struct conn *c = x_calloc(1, sizeof(*c));
+	c->svc = svc;
+	c->id = ++net.next_id;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->bev = bufferevent_socket_new(net.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		close(fd);
+		free(c);
+		return NULL;
+	}
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH);
+	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+	c->next = net.all;
+	if (net.all)
+		net.all->prev = c;
+	net.all = c;
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return c;
 }
 
 void

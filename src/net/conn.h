@@ -38,6 +38,11 @@ enum conn_line {
 				 * it is discarded up to its end of line */
 };
 
+/* Wraps a connected socket (accepted ones, outbound SMTP, tests); peer is
+ * its textual address. The connection is not counted in the limits.
+ * Returns NULL (fd closed) on failure. */
+struct conn *conn_new(int fd, enum service svc, const char *peer);
+
 void conn_set_handler(struct conn *c, const struct conn_handler *h,
     void *ctx);
 
