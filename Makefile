@@ -37,6 +37,7 @@ objs = $(patsubst %.c,build/$(1)/obj/%.o,$(2))
 .PHONY: all check unit integration asan-check fuzz fuzz-build fuzz-replay \
         run install clean deps
 .DELETE_ON_ERROR:
+.SECONDARY:
 
 all: build/correo
 

@@ -21,6 +21,7 @@
 #include "core/pool.h"
 #include "core/xmalloc.h"
 #include "net/conn.h"
+#include "net/tls.h"
 #include "queue/spool.h"
 #include "smtp/smtp.h"
 
@@ -91,7 +92,13 @@ serve_on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	(void)arg;
 	if (srv.cfg->path == NULL) {
-		log_info("event=reload result=skipped reason=embedded-default");
+		char *err = NULL;
+		if (tls_load(srv.cfg, &err) < 0) {
+			log_warnx("event=tls-reload result=failed error=\"%s\"",
+			    err);
+			free(err);
+		}
+		log_info("event=reload result=tls-only reason=embedded-default");
 		return;
 	}
 	struct config *next = x_calloc(1, sizeof(*next));
@@ -111,6 +118,10 @@ serve_on_hup(evutil_socket_t sig, short what, void *arg)
 		srv.old = x_reallocarray(srv.old, srv.nold + 1,
 		    sizeof(*srv.old));
 		srv.old[srv.nold++] = srv.cfg;
+	}
+	if (tls_load(next, &err) < 0) {
+		log_warnx("event=tls-reload result=failed error=\"%s\"", err);
+		free(err);
 	}
 	srv.cfg = next;
 	smtp_server_set_config(srv.smtp, next);
@@ -209,6 +220,11 @@ serve_prepare(struct config *cfg)
 	}
 	if (cfg->embedded && cli_ensure_demo_user(cfg) < 0)
 		return -1;
+	if (tls_load(cfg, &err) < 0) {
+		fprintf(stderr, "correo: tls: %s\n", err);
+		free(err);
+		return -1;
+	}
 	if (spool_init(cfg->data_dir) < 0) {
 		fprintf(stderr, "correo: %s/queue: %s\n", cfg->data_dir,
 		    strerror(errno));
@@ -232,6 +248,7 @@ serve_cleanup(void)
 	if (srv.stop_timer)
 		event_free(srv.stop_timer);
 	event_base_free(srv.base);
+	tls_free();
 	for (size_t i = 0; i < srv.nold; i++) {
 		config_free(srv.old[i]);
 		free(srv.old[i]);

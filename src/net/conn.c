@@ -15,10 +15,14 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <openssl/err.h>
+
 #include "core/xmalloc.h"
+#include "net/tls_internal.h"
 
 /* Stop reading from a socket while this much input waits unprocessed. */
 #define CONN_INPUT_HIGH	(256 * 1024)
@@ -37,6 +41,9 @@ struct conn {
 	bool discarding;	/* inside an over-long line */
 	bool paused;
 	bool tls;
+	unsigned timeout;
+	unsigned close_wait_ms;
+	SSL *ssl;
 	struct event *close_ev;
 	struct ip_count *ipc;
 	struct conn *prev, *next;
@@ -137,20 +144,45 @@ conn_finish(struct conn *c)
 	conn_free(c);
 }
 
+/* All output is in the kernel: the TLS filter's and the socket's. */
+static bool
+conn_output_flushed(struct conn *c)
+{
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+		return false;
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	return under == NULL ||
+	    evbuffer_get_length(bufferevent_get_output(under)) == 0;
+}
+
+/* Closing: finish once the output is flushed, re-checking every 10 ms (the
+ * TLS filter gives no callback when the socket below drains); a client that
+ * does not read gets CONN_CLOSE_WAIT_MS. */
+#define CONN_CLOSE_WAIT_MS 5000
+
 static void
 conn_on_close_ev(evutil_socket_t fd, short what, void *arg)
 {
+	struct conn *c = arg;
 	(void)fd;
 	(void)what;
-	conn_finish(arg);
+	if (c->bev && !conn_output_flushed(c) && c->close_wait_ms <
+	    CONN_CLOSE_WAIT_MS) {
+		struct timeval tv = { 0, 10000 };
+		c->close_wait_ms += 10;
+		event_add(c->close_ev, &tv);
+		return;
+	}
+	conn_finish(c);
 }
 
 static void
 conn_schedule_finish(struct conn *c)
 {
 	if (c->close_ev == NULL)
-		c->close_ev = event_new(net.base, -1, 0, conn_on_close_ev, c);
-	event_active(c->close_ev, 0, 0);
+		c->close_ev = evtimer_new(net.base, conn_on_close_ev, c);
+	if (!evtimer_pending(c->close_ev, NULL))
+		event_active(c->close_ev, EV_TIMEOUT, 0);
 }
 
 static void
@@ -190,12 +222,27 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 			conn_close(c);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR)
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->ssl)
+			log_info("conn=%llu event=tls version=%s cipher=%s",
+			    (unsigned long long)c->id, conn_tls_version(c),
+			    conn_tls_cipher(c));
+		return;
+	}
+	if ((what & BEV_EVENT_ERROR) && c->ssl) {
+		unsigned long e = bufferevent_get_openssl_error(c->bev);
+		char text[200] = "";
+		if (e)
+			ERR_error_string_n(e, text, sizeof(text));
+		log_info("conn=%llu event=tls-error ip=%s error=\"%s\"",
+		    (unsigned long long)c->id, c->peer, text);
+	} else if (what & BEV_EVENT_ERROR)
 		log_debug("conn=%llu event=error error=\"%s\"",
 		    (unsigned long long)c->id,
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	/* EOF, error, or write timeout: the connection is over. */
 	c->closing = true;
+	c->close_wait_ms = CONN_CLOSE_WAIT_MS;
 	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	conn_schedule_finish(c);
 }
@@ -327,6 +374,7 @@ void
 conn_set_timeout(struct conn *c, unsigned seconds)
 {
 	struct timeval tv = { (time_t)seconds, 0 };
+	c->timeout = seconds;
 	bufferevent_set_timeouts(c->bev, seconds ? &tv : NULL,
 	    seconds ? &tv : NULL);
 }
@@ -338,9 +386,7 @@ conn_close(struct conn *c)
 		return;
 	c->closing = true;
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		conn_schedule_finish(c);
-	/* else conn_on_write finishes once the output is flushed */
+	conn_schedule_finish(c);
 }
 
 bool
@@ -383,6 +429,65 @@ bool
 conn_is_tls(const struct conn *c)
 {
 	return c->tls;
+}
+
+/* Wraps c->bev in a TLS filter, as server. */
+static int
+conn_wrap_tls(struct conn *c)
+{
+	SSL_CTX *ctx = tls_current_ctx();
+	if (ctx == NULL)
+		return -1;
+	SSL *ssl = SSL_new(ctx);
+	if (ssl == NULL)
+		return -1;
+	struct bufferevent *tls = bufferevent_openssl_filter_new(net.base,
+	    c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	c->bev = tls;
+	c->ssl = ssl;
+	c->tls = true;
+	bufferevent_setwatermark(c->bev, EV_READ, 0, CONN_INPUT_HIGH);
+	bufferevent_setcb(c->bev, conn_on_read, conn_on_write, conn_on_event, c);
+	conn_set_timeout(c, c->timeout);
+	if (!c->paused)
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+int
+conn_start_tls(struct conn *c)
+{
+	if (c->tls || c->closing || tls_current_ctx() == NULL)
+		return -1;
+	/* Plaintext pipelined after the command must never be read as if it
+	 * came through TLS. */
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t junk = evbuffer_get_length(in);
+	if (junk) {
+		log_info("conn=%llu event=tls-injection-discarded octets=%zu",
+		    (unsigned long long)c->id, junk);
+		evbuffer_drain(in, junk);
+	}
+	c->discarding = false;
+	return conn_wrap_tls(c);
+}
+
+const char *
+conn_tls_version(const struct conn *c)
+{
+	return c->ssl ? SSL_get_version(c->ssl) : "";
+}
+
+const char *
+conn_tls_cipher(const struct conn *c)
+{
+	return c->ssl ? SSL_get_cipher_name(c->ssl) : "";
 }
 
 /* ---- listeners ---- */
@@ -456,6 +561,12 @@ net_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	    c->peer_port, refusal == CONN_ACCEPTED ? "" :
 	    refusal == CONN_REFUSED_TOTAL ? " refused=max_connections" :
 	    " refused=max_connections_per_ip");
+	if (service_implicit_tls(c->svc) && conn_wrap_tls(c) < 0) {
+		log_warnx("conn=%llu event=tls-unavailable",
+		    (unsigned long long)c->id);
+		conn_close(c);
+		return;
+	}
 	lr->fn(c, refusal, lr->arg);
 }
 

@@ -82,6 +82,15 @@ enum service conn_service(const struct conn *c);
 uint64_t conn_id(const struct conn *c);
 bool conn_is_tls(const struct conn *c);
 
+/* Starts a TLS server handshake on the connection (STARTTLS, STLS):
+ * whatever the client sent after the command line is thrown away first, so
+ * nothing sent in plaintext is read inside TLS (CVE-2011-0411). Write the
+ * "go ahead" reply before calling this. 0, or -1 when TLS is unavailable. */
+int conn_start_tls(struct conn *c);
+/* Protocol version and cipher once the handshake is done, else "". */
+const char *conn_tls_version(const struct conn *c);
+const char *conn_tls_cipher(const struct conn *c);
+
 /* ---- listeners ---- */
 
 enum conn_refusal {

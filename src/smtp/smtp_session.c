@@ -11,6 +11,7 @@
 
 #include "core/util.h"
 #include "core/xmalloc.h"
+#include "net/tls.h"
 
 struct smtp_command {
 	const char *name;
@@ -29,6 +30,7 @@ static void smtp_cmd_vrfy(struct smtp_session *s, const char *arg);
 static void smtp_cmd_expn(struct smtp_session *s, const char *arg);
 static void smtp_cmd_help(struct smtp_session *s, const char *arg);
 static void smtp_cmd_turn(struct smtp_session *s, const char *arg);
+static void smtp_cmd_starttls(struct smtp_session *s, const char *arg);
 static void smtp_cmd_not_available(struct smtp_session *s, const char *arg);
 
 #define NEED_HELO	"503 5.5.1 Error: send HELO/EHLO first"
@@ -53,7 +55,7 @@ static const struct smtp_command smtp_commands[] = {
 	{ "EXPN", smtp_cmd_expn, SMTP_ANY, NULL, SMTP_LINE_MAX },
 	{ "HELP", smtp_cmd_help, SMTP_ANY, NULL, SMTP_LINE_MAX },
 	{ "TURN", smtp_cmd_turn, SMTP_ANY, NULL, SMTP_LINE_MAX },
-	{ "STARTTLS", smtp_cmd_not_available, SMTP_ANY, NULL, SMTP_LINE_MAX },
+	{ "STARTTLS", smtp_cmd_starttls, SMTP_ANY, NULL, SMTP_LINE_MAX },
 	{ "AUTH", smtp_cmd_not_available, SMTP_ANY, NULL, SMTP_LINE_MAX },
 	{ "ETRN", smtp_cmd_not_available, SMTP_ANY, NULL, SMTP_LINE_MAX },
 	{ "ATRN", smtp_cmd_not_available, SMTP_ANY, NULL, SMTP_LINE_MAX },
@@ -342,6 +344,8 @@ smtp_cmd_ehlo(struct smtp_session *s, const char *arg)
 	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
 	smtp_reply(s, "250-CHUNKING");
 	smtp_reply(s, "250-SMTPUTF8");
+	if (tls_available() && !conn_is_tls(s->conn))
+		smtp_reply(s, "250-STARTTLS");
 	smtp_reply(s, "250 HELP");
 }
 
@@ -417,6 +421,32 @@ smtp_cmd_turn(struct smtp_session *s, const char *arg)
 	(void)arg;
 	/* RFC 2645 2: TURN is insecure; servers refuse it. */
 	smtp_reply_error(s, "502 5.5.1 Error: TURN not implemented");
+}
+
+/* RFC 3207. Also accepted before EHLO: some clients start with it. */
+static void
+smtp_cmd_starttls(struct smtp_session *s, const char *arg)
+{
+	if (!smtp_no_arg(s, arg, "STARTTLS"))
+		return;
+	if (conn_is_tls(s->conn)) {
+		smtp_reply_error(s, "503 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (!tls_available()) {
+		smtp_reply(s, "454 4.7.0 TLS not available");
+		return;
+	}
+	smtp_reply(s, "220 2.0.0 Ready to start TLS");
+	if (conn_start_tls(s->conn) < 0) {
+		smtp_close(s);
+		return;
+	}
+	/* RFC 3207 4.2: forget everything learned before TLS. */
+	smtp_txn_reset(s);
+	s->helo[0] = '\0';
+	s->esmtp = false;
+	smtp_enter_state(s, SMTP_ST_INIT);
 }
 
 static void

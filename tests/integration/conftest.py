@@ -12,7 +12,10 @@ once the port greets with 220. Keywords (all optional):
 
     limits   dict of [limits] keys, e.g. {"max_recipients": 3}
     users    list of addresses (default DEFAULT_USERS); each gets PASSWORD
+    domains  list of extra local domains (``correo domain add``), added
+             before the users
     aliases  dict {alias: "t1@d,t2@d"} added with ``correo alias add``
+             after the users
     hostname [server] hostname (default HOSTNAME = "mx.example.test")
     extra    dict {section: {key: value}} merged into the config last
     start    False to only prepare (then call .start())
@@ -41,7 +44,8 @@ fails the test if its log holds "AddressSanitizer", "runtime error:"
     .smtp(**kw)          an smtplib.SMTP connected to the server
     .raw(**kw)           a RawSMTP connected to the server (greeting NOT read)
 
-``RawSMTP(host, port, timeout=T)`` -- a raw socket client:
+``RawSMTP(host, port, timeout=T, source=None)`` -- a raw socket client
+(source: local address to connect from, e.g. "127.0.0.2"):
 
     .send(data)          bytes or str (str is UTF-8 encoded), sent as is
     .reply(timeout=None) read one whole reply (multi-line too) ->
@@ -108,9 +112,11 @@ def wait_until(fn, timeout=TIMEOUT, interval=0.05):
 class RawSMTP:
     """An SMTP client on a plain socket that sends exactly what it is given."""
 
-    def __init__(self, host, port, timeout=TIMEOUT):
+    def __init__(self, host, port, timeout=TIMEOUT, source=None):
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout,
+            source_address=(source, 0) if source else None)
         self.buf = b""
         self.lines_of_last = []
 
@@ -200,7 +206,7 @@ class RawSMTP:
 
 class Server:
     def __init__(self, root, limits=None, users=DEFAULT_USERS, aliases=None,
-                 hostname=HOSTNAME, extra=None):
+                 hostname=HOSTNAME, extra=None, domains=()):
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.data_dir = root / "data"
@@ -213,6 +219,8 @@ class Server:
         self.proc = None
         self._log = None
         self._write_config(limits or {}, extra or {})
+        for dom in domains:
+            self.cli("domain", "add", dom)
         for addr in users:
             self.cli("user", "add", addr, "--password-stdin",
                      input=PASSWORD + "\n")
@@ -270,7 +278,11 @@ class Server:
         try:
             with RawSMTP(self.host, self.port, timeout=TIMEOUT) as c:
                 code, _ = c.reply()
+                # Finish the probe session so that it no longer counts
+                # against the connection limits of the test.
                 c.send(b"QUIT\r\n")
+                c.reply()
+                c.closed()
                 return code == 220
         except (OSError, ConnectionError):
             return False
