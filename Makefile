@@ -81,13 +81,14 @@ build/clang/correo: $(call objs,clang,src/main.c $(LIB_SRCS) $(UNIT_SRCS))
 
 # ---- fuzzing (clang + libFuzzer, with ASan/UBSan) ------------------------
 FUZZ_CC    := clang
-FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+FUZZ_FLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CFLAGS) -O1 -g $(FUZZ_FLAGS) -c $< -o $@
 
 build/fuzz/%: build/fuzz/obj/tests/fuzz/%.o $(call objs,fuzz,$(LIB_SRCS))
-	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined $^ -o $@ $(LDLIBS)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $^ -o $@ $(LDLIBS)
 
 FUZZERS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 

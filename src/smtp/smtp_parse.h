@@ -7,6 +7,7 @@
 #define SMTP_PARSE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SMTP_LOCAL_MAX	64
