@@ -484,6 +484,18 @@ conn_tls_version(const struct conn *c)
 	return c->ssl ? SSL_get_version(c->ssl) : "";
 }
 
+int
+conn_tls_exporter(const struct conn *c, unsigned char out[32])
+{
+	static const char label[] = "EXPORTER-Channel-Binding";
+	if (c->ssl == NULL || !SSL_is_init_finished(c->ssl))
+		return -1;
+	if (SSL_export_keying_material(c->ssl, out, 32, label,
+	    sizeof(label) - 1, NULL, 0, 0) != 1)
+		return -1;
+	return 0;
+}
+
 const char *
 conn_tls_cipher(const struct conn *c)
 {

@@ -90,6 +90,9 @@ int conn_start_tls(struct conn *c);
 /* Protocol version and cipher once the handshake is done, else "". */
 const char *conn_tls_version(const struct conn *c);
 const char *conn_tls_cipher(const struct conn *c);
+/* The RFC 9266 tls-exporter channel binding (32 octets). 0, or -1 without
+ * TLS or before the handshake. */
+int conn_tls_exporter(const struct conn *c, unsigned char out[32]);
 
 /* ---- listeners ---- */
 
