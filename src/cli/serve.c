@@ -230,6 +230,10 @@ serve_prepare(struct config *cfg)
 		    strerror(errno));
 		return -1;
 	}
+	int orphans = spool_clean_tmp(cfg->data_dir);
+	if (orphans > 0)
+		log_info("event=spool-cleaned removed=%d reason=\"not "
+		    "acknowledged before a crash\"", orphans);
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /* Spool files for messages while they arrive. */
 #include "queue/spool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,6 +21,30 @@ spool_init(const char *data_dir)
 		return -1;
 	}
 	return fs_mkdir_p(p, 0700);
+}
+
+int
+spool_clean_tmp(const char *data_dir)
+{
+	char dir[PATH_MAX], p[PATH_MAX + 256];
+	struct dirent *e;
+	int n = 0;
+
+	if (snprintf(dir, sizeof(dir), "%s/queue/tmp", data_dir) >=
+	    (int)sizeof(dir))
+		return 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (unlink(p) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }
 
 int

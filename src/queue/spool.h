@@ -22,6 +22,10 @@ struct spool_file {
 
 /* Makes data_dir/queue/tmp if needed. 0 or -1 with errno. */
 int spool_init(const char *data_dir);
+/* At start: removes what a crash left in queue/tmp. Those messages were
+ * never acknowledged (the 250 comes after the spool name is gone). Returns
+ * the number removed. */
+int spool_clean_tmp(const char *data_dir);
 /* Creates a new empty spool file with a fresh queue id. 0 or -1. */
 int spool_create(const char *data_dir, struct spool_file *sf);
 /* Appends n octets; failures are remembered in sf->error. */

@@ -554,12 +554,14 @@ param_size(const struct esmtp_param *pr, void *out)
 
 	if (pr->val == NULL || pr->vallen > 20)
 		return SMTP_PARSE_BAD_PARAM;
+	/* RFC 1870: 1*20DIGIT. Values past 2^64-1 are well-formed and
+	 * simply too big: saturate, so the caller answers 552. */
 	for (size_t i = 0; i < pr->vallen; i++) {
 		unsigned d = (unsigned)(pr->val[i] - '0');
 
-		if (!is_digit(pr->val[i]) || v > (UINT64_MAX - d) / 10)
+		if (!is_digit(pr->val[i]))
 			return SMTP_PARSE_BAD_PARAM;
-		v = v * 10 + d;
+		v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
 	}
 	ma->has_size = true;
 	ma->size = v;

@@ -426,6 +426,10 @@ test_mail_params(void **state)
 	assert_int_equal(smtp_parse_mail(
 	    " FROM:<a@b.test> SIZE=18446744073709551615", &m), SMTP_PARSE_OK);
 	assert_true(m.size == UINT64_MAX);
+	/* Well-formed but past 2^64-1: saturates (the server says 552). */
+	assert_int_equal(smtp_parse_mail(
+	    " FROM:<a@b.test> SIZE=99999999999999999999", &m), SMTP_PARSE_OK);
+	assert_true(m.size == UINT64_MAX);
 	assert_int_equal(smtp_parse_mail(
 	    " FROM:<a@b.test> SIZE=00000000000000000001", &m), SMTP_PARSE_OK);
 	assert_true(m.size == 1);
@@ -449,9 +453,7 @@ check_status(const char *what, const struct status_case *c,
 }
 
 static const struct status_case mail_param_cases[] = {
-	{ " FROM:<a@b.test> SIZE=18446744073709551616", SMTP_PARSE_BAD_PARAM },
 	{ " FROM:<a@b.test> SIZE=000000000000000000001", SMTP_PARSE_BAD_PARAM },
-	{ " FROM:<a@b.test> SIZE=99999999999999999999", SMTP_PARSE_BAD_PARAM },
 	{ " FROM:<a@b.test> SIZE=", SMTP_PARSE_BAD_PARAM },
 	{ " FROM:<a@b.test> SIZE", SMTP_PARSE_BAD_PARAM },
 	{ " FROM:<a@b.test> SIZE=-1", SMTP_PARSE_BAD_PARAM },
