@@ -45,6 +45,7 @@ load_config(struct config *cfg, const char *path)
 	if (config_load(cfg, path, &err) < 0) {
 		fprintf(stderr, "correo: %s\n", err);
 		free(err);
+		config_free(cfg);
 		return -1;
 	}
 	return 0;
