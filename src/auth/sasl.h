@@ -44,12 +44,27 @@ enum sasl_result sasl_step(struct sasl_exchange *x, const char *in,
     char **out);
 /* The canonical address after SASL_OK ("local@domain"), else NULL. */
 const char *sasl_user(const struct sasl_exchange *x);
-/* The authentication identity the client claimed (for logs), or "". */
+/* The authentication identity the client claimed (for logs), or "":
+ * at most 255 bytes, control characters shown as '?'. */
 const char *sasl_authid(const struct sasl_exchange *x);
 void sasl_exchange_free(struct sasl_exchange *x);
 
 /* SCRAM-SHA-256 secrets for a password, to store beside the crypt hash:
  * "ITER:SALT_B64:STOREDKEY_B64:SERVERKEY_B64". Blocking. 0 or -1. */
 int sasl_scram_secrets(const char *password, char *out, size_t n);
+
+/* The password as SASL mechanisms see it (SASLprep, RFC 4013), allocated,
+ * or NULL when SASLprep refuses it (controls, prohibited or, with
+ * to_store, unassigned code points) or it is empty. Hash this form:
+ * PLAIN and LOGIN verify the prepared password, so commands that take a
+ * password outside SASL (IMAP LOGIN, POP3 PASS) must prepare it too.
+ * The caller wipes it with explicit_bzero before x_free. */
+char *sasl_prep_password(const char *password, bool to_store);
+
+/* For tests and fuzzing: the crypt hash verified in place of an unknown
+ * user's, so that failing costs the same time (default: a yescrypt hash
+ * that matches no password). NULL restores the default. Not thread-safe:
+ * call before any exchange runs. */
+void sasl_set_dummy_hash(const char *hash);
 
 #endif

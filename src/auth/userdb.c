@@ -24,7 +24,7 @@
 #include "core/util.h"
 #include "core/xmalloc.h"
 
-#define USERDB_SCHEMA_VERSION 1
+#define USERDB_SCHEMA_VERSION 2
 #define USERDB_MAX_LOCAL 64
 #define USERDB_MAX_DOMAIN 255
 #define USERDB_MAX_ALIAS_DEPTH 10
@@ -43,7 +43,8 @@ static const char userdb_schema[] =
     " local TEXT NOT NULL,"
     " domain TEXT NOT NULL REFERENCES domains(name),"
     " hash TEXT NOT NULL,"
-    " created INTEGER NOT NULL);"
+    " created INTEGER NOT NULL,"
+    " scram TEXT);"
     "CREATE INDEX IF NOT EXISTS users_domain ON users(domain);"
     "CREATE TABLE IF NOT EXISTS aliases("
     " address TEXT PRIMARY KEY NOT NULL,"
@@ -382,6 +383,20 @@ userdb_create_file(const char *path, char **error_r)
 	return 0;
 }
 
+/* Version 1 had no scram column. Asking the table rather than trusting
+ * user_version also repairs a file whose version was set by hand. */
+static int
+userdb_migrate(struct userdb *db)
+{
+	long long has = userdb_int(db, "SELECT count(*) FROM "
+	    "pragma_table_info('users') WHERE name = 'scram'", NULL, NULL);
+	if (has < 0)
+		return -1;
+	if (has > 0)
+		return 0;
+	return userdb_exec(db, "ALTER TABLE users ADD COLUMN scram TEXT");
+}
+
 static int
 userdb_setup(struct userdb *db, char **error_r)
 {
@@ -400,7 +415,8 @@ userdb_setup(struct userdb *db, char **error_r)
 	if (v < 0 || userdb_exec(db, "BEGIN IMMEDIATE") < 0)
 		goto fail;
 	if (userdb_exec(db, userdb_schema) < 0 ||
-	    userdb_exec(db, "PRAGMA user_version=1") < 0 ||
+	    userdb_migrate(db) < 0 ||
+	    userdb_exec(db, "PRAGMA user_version=2") < 0 ||
 	    userdb_exec(db, "COMMIT") < 0) {
 		userdb_db_error(db, error_r);
 		(void)userdb_exec(db, "ROLLBACK");
@@ -712,25 +728,39 @@ userdb_user_set_hash(struct userdb *db, const char *address,
 		userdb_set_error(error_r, "empty password hash");
 		return -1;
 	}
-	return userdb_user_update(db, "UPDATE users SET hash = ?2 "
-	    "WHERE address = ?1", address, hash, error_r);
+	/* The SCRAM secrets belong to the old password: keeping them would
+	 * let it in through SCRAM. */
+	return userdb_user_update(db, "UPDATE users SET hash = ?2, "
+	    "scram = NULL WHERE address = ?1", address, hash, error_r);
 }
 
-char *
-userdb_user_hash(struct userdb *db, const char *address)
+int
+userdb_user_set_scram(struct userdb *db, const char *address,
+    const char *scram, char **error_r)
+{
+	if (scram != NULL && scram[0] == '\0')
+		scram = NULL;
+	/* A NULL ?2 is left unbound, and an unbound parameter is NULL. */
+	return userdb_user_update(db, "UPDATE users SET scram = ?2 "
+	    "WHERE address = ?1", address, scram, error_r);
+}
+
+/* The first column of the row of one user (allocated), or NULL when there
+ * is no such user or the column is NULL. */
+static char *
+userdb_user_text(struct userdb *db, const char *sql, const char *address)
 {
 	char *a = userdb_canonical(address);
-	char *hash = NULL;
+	char *text = NULL;
 
 	if (a == NULL)
 		return NULL;
 	userdb_lock(db);
-	sqlite3_stmt *st = userdb_prepare(db,
-	    "SELECT hash FROM users WHERE address = ?1", a, NULL);
+	sqlite3_stmt *st = userdb_prepare(db, sql, a, NULL);
 	if (st != NULL) {
 		int rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW && sqlite3_column_text(st, 0) != NULL)
-			hash = x_strdup((const char *)
+			text = x_strdup((const char *)
 			    sqlite3_column_text(st, 0));
 		else if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 			log_warnx("userdb: %s", sqlite3_errmsg(db->db));
@@ -738,7 +768,21 @@ userdb_user_hash(struct userdb *db, const char *address)
 	}
 	userdb_unlock(db);
 	x_free(&a);
-	return hash;
+	return text;
+}
+
+char *
+userdb_user_scram(struct userdb *db, const char *address)
+{
+	return userdb_user_text(db, "SELECT scram FROM users "
+	    "WHERE address = ?1", address);
+}
+
+char *
+userdb_user_hash(struct userdb *db, const char *address)
+{
+	return userdb_user_text(db, "SELECT hash FROM users "
+	    "WHERE address = ?1", address);
 }
 
 /* address is canonical. 1, 0, or -1 on error. */

@@ -1,7 +1,8 @@
 /* The user database, data_dir/correo.db (SQLite, WAL): domains, users with
- * password hashes, aliases. Addresses are "local@domain"; domains are stored
- * and compared in lowercase, local parts too (ASCII case-insensitive), so
- * "Demo@LOCALHOST" is demo@localhost. UTF-8 local parts are allowed.
+ * password hashes and SCRAM secrets, aliases. Addresses are "local@domain";
+ * domains are stored and compared in lowercase, local parts too (ASCII
+ * case-insensitive), so "Demo@LOCALHOST" is demo@localhost. UTF-8 local
+ * parts are allowed.
  *
  * Untrusted input: addresses from SMTP RCPT reach userdb_resolve(). */
 #ifndef AUTH_USERDB_H
@@ -34,10 +35,20 @@ int userdb_domain_list(struct userdb *db, struct strlist *out);
 int userdb_user_add(struct userdb *db, const char *address, const char *hash,
     char **error_r);
 int userdb_user_del(struct userdb *db, const char *address, char **error_r);
+/* Replaces the crypt hash and clears the SCRAM secrets (they were derived
+ * from the old password): set new ones with userdb_user_set_scram. */
 int userdb_user_set_hash(struct userdb *db, const char *address,
     const char *hash, char **error_r);
 /* The stored hash of an existing user (allocated), or NULL. */
 char *userdb_user_hash(struct userdb *db, const char *address);
+/* Stores the SCRAM-SHA-256 secrets of an existing user, as made by
+ * sasl_scram_secrets(); NULL or "" clears them (SCRAM then fails for the
+ * user, PLAIN still works). 0 or -1 with *error_r (allocated). */
+int userdb_user_set_scram(struct userdb *db, const char *address,
+    const char *scram, char **error_r);
+/* The stored SCRAM secrets of a user (allocated), or NULL when the user
+ * does not exist or has none. */
+char *userdb_user_scram(struct userdb *db, const char *address);
 bool userdb_user_exists(struct userdb *db, const char *address);
 int userdb_user_count(struct userdb *db);
 int userdb_user_list(struct userdb *db, struct strlist *out);
