@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "auth/password.h"
+#include "auth/sasl.h"
 #include "auth/userdb.h"
 #include "core/buf.h"
 #include "core/strlist.h"
@@ -19,6 +20,7 @@
 /* 16 characters of a 56-letter alphabet: about 93 bits. */
 #define CLI_GENERATED_LEN 16
 #define CLI_HASH_MAX 256
+#define CLI_SCRAM_MAX 256
 #define CLI_MAX_ARGS 8
 
 static const char cli_user_usage[] =
@@ -202,20 +204,48 @@ cli_read_password(char *pw, size_t n)
 	return 0;
 }
 
-/* Hashes pw and adds the user (add) or replaces its hash. 0 or -1. */
+/* The crypt hash and the SCRAM secrets of pw, both of its SASLprep form:
+ * that is what PLAIN, LOGIN and SCRAM clients present. 0 or -1. */
+static int
+cli_password_secrets(const char *pw, char *hash, size_t hash_len,
+    char *scram, size_t scram_len, char **error_r)
+{
+	char *prep = sasl_prep_password(pw, true);
+	int r = -1;
+
+	if (prep == NULL)
+		*error_r = x_strdup("password refused: control characters or "
+		    "characters SASLprep (RFC 4013) does not allow");
+	else if (password_hash(prep, hash, hash_len) < 0)
+		*error_r = x_strdup("cannot hash the password");
+	else if (sasl_scram_secrets(prep, scram, scram_len) < 0)
+		*error_r = x_strdup("cannot derive the SCRAM secrets");
+	else
+		r = 0;
+	if (prep != NULL)
+		explicit_bzero(prep, strlen(prep));
+	x_free(&prep);
+	return r;
+}
+
+/* Adds the user (add) or replaces its password, hash and SCRAM secrets
+ * together. 0 or -1. */
 static int
 cli_store_password(struct userdb *db, const char *address, const char *pw,
     bool add, char **error_r)
 {
 	char hash[CLI_HASH_MAX];
+	char scram[CLI_SCRAM_MAX];
 
-	if (password_hash(pw, hash, sizeof(hash)) < 0) {
-		*error_r = x_strdup("cannot hash the password");
-		return -1;
-	}
-	int r = add ? userdb_user_add(db, address, hash, error_r) :
-	    userdb_user_set_hash(db, address, hash, error_r);
+	int r = cli_password_secrets(pw, hash, sizeof(hash), scram,
+	    sizeof(scram), error_r);
+	if (r == 0)
+		r = add ? userdb_user_add(db, address, hash, error_r) :
+		    userdb_user_set_hash(db, address, hash, error_r);
+	if (r == 0)
+		r = userdb_user_set_scram(db, address, scram, error_r);
 	explicit_bzero(hash, sizeof(hash));
+	explicit_bzero(scram, sizeof(scram));
 	return r;
 }
 

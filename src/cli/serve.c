@@ -14,11 +14,13 @@
 
 #include <event2/event.h>
 
+#include "auth/sasl.h"
 #include "auth/userdb.h"
 #include "cli/cli.h"
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/timer.h"
 #include "core/xmalloc.h"
 #include "net/conn.h"
 #include "net/tls.h"
@@ -187,13 +189,14 @@ serve_listen(const struct config *cfg)
 	for (int svc = 0; svc < SVC_COUNT; svc++) {
 		if (cfg->listen[svc][0] == '\0')
 			continue;
-		if (svc != SVC_SMTP) {
+		if (svc != SVC_SMTP && svc != SVC_SUBMISSION &&
+		    svc != SVC_SUBMISSIONS) {
 			log_info("event=listener-unavailable service=%s "
 			    "reason=\"not built yet\"",
 			    service_name((enum service)svc));
 			continue;
 		}
-		if (net_listen(SVC_SMTP, cfg->listen[svc], smtp_accept,
+		if (net_listen((enum service)svc, cfg->listen[svc], smtp_accept,
 		    srv.smtp, &err) < 0) {
 			log_warnx("%s", err);
 			free(err);
@@ -253,6 +256,7 @@ serve_cleanup(void)
 		event_free(srv.stop_timer);
 	event_base_free(srv.base);
 	tls_free();
+	sasl_deinit();
 	for (size_t i = 0; i < srv.nold; i++) {
 		config_free(srv.old[i]);
 		free(srv.old[i]);
@@ -282,6 +286,13 @@ serve_main(struct config *cfg, int verbose)
 	if (srv.db == NULL) {
 		fprintf(stderr, "correo: %s\n", err);
 		free(err);
+		event_base_free(srv.base);
+		return 1;
+	}
+	timer_set_base(srv.base);
+	if (sasl_init() < 0) {
+		fprintf(stderr, "correo: cannot start GNU SASL\n");
+		userdb_close(srv.db);
 		event_base_free(srv.base);
 		return 1;
 	}

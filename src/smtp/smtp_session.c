@@ -56,7 +56,8 @@ static const struct smtp_command smtp_commands[] = {
 	{ "HELP", smtp_cmd_help, SMTP_ANY, NULL, SMTP_LINE_MAX },
 	{ "TURN", smtp_cmd_turn, SMTP_ANY, NULL, SMTP_LINE_MAX },
 	{ "STARTTLS", smtp_cmd_starttls, SMTP_ANY, NULL, SMTP_LINE_MAX },
-	{ "AUTH", smtp_cmd_not_available, SMTP_ANY, NULL, SMTP_LINE_MAX },
+	{ "AUTH", smtp_cmd_auth, SMTP_IN(SMTP_ST_READY),
+	  "503 5.5.1 Error: MAIL transaction in progress", SMTP_LINE_MAX_PARAMS },
 	{ "ETRN", smtp_cmd_not_available, SMTP_ANY, NULL, SMTP_LINE_MAX },
 	{ "ATRN", smtp_cmd_not_available, SMTP_ANY, NULL, SMTP_LINE_MAX },
 };
@@ -68,6 +69,7 @@ static const char *const smtp_state_names[] = {
 	[SMTP_ST_RCPT] = "rcpt",
 	[SMTP_ST_DATA] = "data",
 	[SMTP_ST_BDAT] = "bdat",
+	[SMTP_ST_AUTH] = "auth",
 	[SMTP_ST_QUIT] = "quit",
 };
 
@@ -138,10 +140,12 @@ smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
-static void
-smtp_session_free(struct smtp_session *s)
+void
+smtp_session_release(struct smtp_session *s)
 {
 	smtp_txn_reset(s);
+	smtp_auth_reset(s);
+	x_free(&s->user);
 	buf_free(&s->line);
 	s->srv->sessions--;
 	free(s);
@@ -190,7 +194,7 @@ smtp_on_closed(struct conn *c, void *ctx)
 		s->gone = true;	/* the pool job frees the session */
 		return;
 	}
-	smtp_session_free(s);
+	smtp_session_release(s);
 }
 
 static const struct conn_handler smtp_handler = {
@@ -219,6 +223,8 @@ smtp_accept(struct conn *c, enum conn_refusal refusal, void *arg)
 	s->cfg = cfg;
 	s->id = conn_id(c);
 	s->state = SMTP_ST_INIT;
+	s->submission = conn_service(c) == SVC_SUBMISSION ||
+	    conn_service(c) == SVC_SUBMISSIONS;
 	srv->sessions++;
 	conn_set_handler(c, &smtp_handler, s);
 	conn_set_timeout(c, cfg->command_timeout);
@@ -292,14 +298,28 @@ smtp_process(struct smtp_session *s)
 			smtp_bdat_input(s);
 			continue;
 		}
-		switch (conn_read_line(s->conn, SMTP_LINE_MAX_PARAMS, &s->line)) {
+		bool auth = s->state == SMTP_ST_AUTH;
+		switch (conn_read_line(s->conn, auth ? SMTP_AUTH_LINE_MAX :
+		    SMTP_LINE_MAX_PARAMS, &s->line)) {
 		case CONN_LINE_NONE:
 			return;
 		case CONN_LINE_TOO_LONG:
+			if (auth) {
+				smtp_auth_reset(s);
+				smtp_enter_state(s, SMTP_ST_READY);
+				smtp_reply_error(s, "500 5.5.6 Authentication "
+				    "exchange line is too long");
+				break;
+			}
 			smtp_reply_error(s, "500 5.5.2 Error: line too long");
 			break;
 		case CONN_LINE_OK:
-			smtp_dispatch(s, buf_cstr(&s->line), s->line.len);
+			if (auth)
+				smtp_auth_input(s, buf_cstr(&s->line));
+			else
+				smtp_dispatch(s, buf_cstr(&s->line),
+				    s->line.len);
+			explicit_bzero(s->line.data, s->line.len);
 			break;
 		}
 	}
@@ -346,6 +366,9 @@ smtp_cmd_ehlo(struct smtp_session *s, const char *arg)
 	smtp_reply(s, "250-SMTPUTF8");
 	if (tls_available() && !conn_is_tls(s->conn))
 		smtp_reply(s, "250-STARTTLS");
+	const char *mechs = smtp_auth_mechanisms(s);
+	if (mechs)
+		smtp_reply(s, "250-AUTH %s", mechs);
 	smtp_reply(s, "250 HELP");
 }
 
@@ -444,6 +467,7 @@ smtp_cmd_starttls(struct smtp_session *s, const char *arg)
 	}
 	/* RFC 3207 4.2: forget everything learned before TLS. */
 	smtp_txn_reset(s);
+	smtp_auth_reset(s);
 	s->helo[0] = '\0';
 	s->esmtp = false;
 	smtp_enter_state(s, SMTP_ST_INIT);

@@ -19,6 +19,8 @@
 #define SMTP_LINE_MAX		510
 #define SMTP_LINE_MAX_PARAMS	(SMTP_LINE_MAX + 600)
 /* Stop taking commands while this much output waits for the client. */
+/* RFC 4954 4: AUTH lines may be 12288 octets. */
+#define SMTP_AUTH_LINE_MAX	12288
 #define SMTP_OUTPUT_HIGH	(64 * 1024)
 #define SMTP_DATA_CHUNK		(16 * 1024)
 
@@ -35,6 +37,7 @@ enum smtp_state {
 	SMTP_ST_RCPT,		/* at least one RCPT accepted */
 	SMTP_ST_DATA,		/* reading DATA octets */
 	SMTP_ST_BDAT,		/* reading a BDAT chunk */
+	SMTP_ST_AUTH,		/* reading a SASL response line */
 	SMTP_ST_QUIT		/* closing */
 };
 
@@ -73,6 +76,15 @@ struct smtp_session {
 	bool bdat_last;
 	const char *bdat_error;	/* reply after a chunk read only to skip it */
 	enum smtp_state bdat_return;
+	/* submission: AUTH required before MAIL (587, 465) */
+	bool submission;
+	char *user;		/* canonical address once authenticated */
+	struct sasl_exchange *sasl;
+	struct timer *auth_timer;	/* throttling delay before a step */
+	char *auth_in;		/* the response the next step consumes */
+	char *auth_out;		/* what that step produced */
+	int auth_result;	/* enum sasl_result of that step */
+	bool auth_final;	/* server-final data sent, empty line due */
 	bool busy;		/* waiting for the thread pool */
 	bool gone;		/* the connection closed while busy */
 };
@@ -86,6 +98,15 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 void smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
     PRINTF_LIKE(2, 3);
 void smtp_process(struct smtp_session *s);
+/* Frees the session (its connection is already gone). */
+void smtp_session_release(struct smtp_session *s);
+
+/* smtp_auth.c: AUTH (RFC 4954) for every listener, once TLS is up. */
+void smtp_cmd_auth(struct smtp_session *s, const char *arg);
+void smtp_auth_input(struct smtp_session *s, const char *line);
+void smtp_auth_reset(struct smtp_session *s);
+/* The EHLO "AUTH ..." line, or NULL when AUTH is not offered now. */
+const char *smtp_auth_mechanisms(const struct smtp_session *s);
 
 /* smtp_txn.c: MAIL, RCPT, DATA, BDAT and delivery. */
 void smtp_cmd_mail(struct smtp_session *s, const char *arg);

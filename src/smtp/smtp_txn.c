@@ -59,6 +59,27 @@ smtp_reply_parse_error(struct smtp_session *s, enum smtp_parse_status st,
 	}
 }
 
+/* An authenticated user may send as its own address, a sub-address of it,
+ * or an alias that reaches it; the null sender is allowed (DSNs, MDNs). */
+static bool
+smtp_sender_is_own(struct smtp_session *s, const struct smtp_address *from)
+{
+	struct strlist local = STRLIST_INIT, remote = STRLIST_INIT;
+	char addr[SMTP_PATH_MAX + SMTP_DOMAIN_MAX + 2];
+
+	if (from->text[0] == '\0')
+		return true;
+	if (from->is_literal || from->is_postmaster)
+		return false;
+	snprintf(addr, sizeof(addr), "%s@%s", from->local, from->domain);
+	str_lower(strrchr(addr, '@'));
+	bool own = userdb_resolve(s->srv->db, addr, &local, &remote) ==
+	    RESOLVE_OK && strlist_contains(&local, s->user);
+	strlist_free(&local);
+	strlist_free(&remote);
+	return own;
+}
+
 void
 smtp_cmd_mail(struct smtp_session *s, const char *arg)
 {
@@ -72,6 +93,17 @@ smtp_cmd_mail(struct smtp_session *s, const char *arg)
 	if (m.from.utf8 && !m.smtputf8) {
 		smtp_reply_error(s, "553 5.6.7 Non-ASCII sender address "
 		    "needs SMTPUTF8");
+		return;
+	}
+	if (s->submission && s->user == NULL) {
+		smtp_reply_error(s, conn_is_tls(s->conn) ?
+		    "530 5.7.0 Authentication required" :
+		    "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	if (s->user && !smtp_sender_is_own(s, &m.from)) {
+		smtp_reply_error(s, "553 5.7.1 <%s>: Sender address rejected: "
+		    "not owned by user %s", m.from.text, s->user);
 		return;
 	}
 	if (m.has_size && m.size > s->cfg->max_message_size) {
@@ -111,6 +143,12 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_address *to)
 	bool ok = false;
 	switch (r) {
 	case RESOLVE_NOT_LOCAL:
+		if (s->user) {
+			/* Authenticated relay needs the outbound queue. */
+			smtp_reply(s, "450 4.4.0 <%s>: Delivery to other "
+			    "domains is not available yet", shown);
+			break;
+		}
 		smtp_reply_error(s, "554 5.7.1 <%s>: Relay access denied",
 		    shown);
 		break;
@@ -171,12 +209,15 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 static const char *
 smtp_protocol_name(const struct smtp_session *s)
 {
-	bool tls = conn_is_tls(s->conn);
-	if (s->txn->mail.smtputf8)
-		return tls ? "UTF8SMTPS" : "UTF8SMTP";
+	static const char *const names[2][2][2] = {
+		/* [utf8][tls][auth] */
+		{ { "ESMTP", "ESMTPA" }, { "ESMTPS", "ESMTPSA" } },
+		{ { "UTF8SMTP", "UTF8SMTPA" }, { "UTF8SMTPS", "UTF8SMTPSA" } },
+	};
 	if (!s->esmtp)
 		return "SMTP";
-	return tls ? "ESMTPS" : "ESMTP";
+	return names[s->txn->mail.smtputf8][conn_is_tls(s->conn)]
+	    [s->user != NULL];
 }
 
 static void
@@ -251,10 +292,7 @@ smtp_delivery_done(void *arg)
 	if (s->gone) {
 		/* The client left before the reply: nothing was acknowledged,
 		 * whatever reached the mailboxes stays there. */
-		smtp_txn_reset(s);
-		buf_free(&s->line);
-		s->srv->sessions--;
-		free(s);
+		smtp_session_release(s);
 		return;
 	}
 	int err = ld->commit_error ? ld->commit_error : ld->first_error;

@@ -20,10 +20,17 @@ once the port greets with 220. Keywords (all optional):
     extra    dict {section: {key: value}} merged into the config last
     start    False to only prepare (then call .start())
 
+Users, domains and aliases are made with the CLI once per test run for
+each distinct set; later servers get a copy of that data_dir.
+
 It may be called several times in one test (each call: its own data_dir
 and port). Teardown stops every server (SIGTERM, 10 s, SIGKILL after) and
 fails the test if its log holds "AddressSanitizer", "runtime error:"
 (UBSan) or "level=panic".
+
+``shared_server`` -- module-scoped: one ``Server`` started with the
+defaults, shared by the tests of a module that only look at replies (or
+compare maildirs before/after). Same log checks, at the end of the module.
 
 ``Server`` attributes and methods:
 
@@ -36,7 +43,9 @@ fails the test if its log holds "AddressSanitizer", "runtime error:"
     .maildir_files(addr) sorted list of Paths in new/ and cur/ of that user
     .all_maildir_files() every file in any new/ or cur/ under data_dir/mail
     .queue_files()       every regular file under data_dir/queue
-    .cli(*args, input=None, check=True) -> CompletedProcess (text, captured)
+    .cli(*args, input=None, check=True) -> CompletedProcess (text, captured);
+                         fails on sanitizer reports in its stderr, and on
+                         a non-zero exit when check
     .start()             start serve and wait for the 220 greeting
     .stop()              SIGTERM, wait, assert exit status 0
     .kill9()             SIGKILL, wait
@@ -64,6 +73,7 @@ wait_until(fn, timeout).
 """
 
 import os
+import shutil
 import signal
 import smtplib
 import socket
@@ -206,11 +216,17 @@ class RawSMTP:
 
 class Server:
     def __init__(self, root, limits=None, users=DEFAULT_USERS, aliases=None,
-                 hostname=HOSTNAME, extra=None, domains=()):
+                 hostname=HOSTNAME, extra=None, domains=(), template=None):
         self.root = root
         self.root.mkdir(parents=True, exist_ok=True)
         self.data_dir = root / "data"
-        self.data_dir.mkdir()
+        if template is not None:
+            # A data_dir prepared by the same CLI calls earlier in the run:
+            # copying it is much faster than hashing the passwords again.
+            shutil.copytree(template, self.data_dir, symlinks=True)
+            users, domains, aliases = (), (), None
+        else:
+            self.data_dir.mkdir()
         self.cfg = root / "correo.conf"
         self.log_path = root / "serve.log"
         self.hostname = hostname
@@ -252,6 +268,9 @@ class Server:
         p = subprocess.run([CORREO_BIN, "-c", str(self.cfg)] + list(args),
                            input=input, capture_output=True, text=True,
                            timeout=TIMEOUT * 3)
+        for bad in LOG_BAD:
+            assert bad not in p.stderr, "correo %s:\n%s" % (
+                " ".join(args), p.stderr)
         if check:
             assert p.returncode == 0, "correo %s: rc=%d stderr=%s" % (
                 " ".join(args), p.returncode, p.stderr)
@@ -374,28 +393,71 @@ class Server:
         return RawSMTP(self.host, self.port, **kw)
 
 
-@pytest.fixture
-def server(tmp_path):
-    made = []
-    counter = [0]
+_TEMPLATES = {}
 
-    def factory(start=True, **kw):
-        counter[0] += 1
-        s = Server(tmp_path / ("srv%d" % counter[0]), **kw)
-        made.append(s)
+
+def _template_for(root, kw):
+    """The data_dir made by the CLI for these users/domains/aliases, built
+    once per test run under root."""
+    users = tuple(kw.get("users", DEFAULT_USERS))
+    domains = tuple(kw.get("domains", ()))
+    aliases = tuple(sorted((kw.get("aliases") or {}).items()))
+    key = (users, domains, aliases)
+    if key not in _TEMPLATES:
+        t = Server(root / ("t%d" % len(_TEMPLATES)), users=users,
+                   domains=domains, aliases=dict(aliases))
+        _TEMPLATES[key] = t.data_dir
+    return _TEMPLATES[key]
+
+
+@pytest.fixture(scope="session")
+def _template_root(tmp_path_factory):
+    _TEMPLATES.clear()
+    return tmp_path_factory.mktemp("templates")
+
+
+class _Servers:
+    """The servers one fixture made; finish() stops them and checks logs."""
+
+    def __init__(self, root, template_root):
+        self.root = root
+        self.template_root = template_root
+        self.made = []
+
+    def make(self, start=True, **kw):
+        template = _template_for(self.template_root, kw)
+        s = Server(self.root / ("srv%d" % (len(self.made) + 1)),
+                   template=template, **kw)
+        self.made.append(s)
         if start:
             s.start()
         return s
 
-    yield factory
+    def finish(self):
+        problems = []
+        for s in self.made:
+            s._teardown()
+            log = s.log_text()
+            for bad in LOG_BAD:
+                if bad in log:
+                    problems.append("%s in log of %s:\n%s"
+                                    % (bad, s.root, log))
+                    break
+        if problems:
+            pytest.fail("\n\n".join(problems))
 
-    problems = []
-    for s in made:
-        s._teardown()
-        log = s.log_text()
-        for bad in LOG_BAD:
-            if bad in log:
-                problems.append("%s in log of %s:\n%s" % (bad, s.root, log))
-                break
-    if problems:
-        pytest.fail("\n\n".join(problems))
+
+@pytest.fixture
+def server(tmp_path, _template_root):
+    servers = _Servers(tmp_path, _template_root)
+    yield servers.make
+    servers.finish()
+
+
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory, _template_root):
+    """One default server (server() with no keywords) for a whole test
+    module, for tests that only read replies or compare before/after."""
+    servers = _Servers(tmp_path_factory.mktemp("shared"), _template_root)
+    yield servers.make()
+    servers.finish()

@@ -1,0 +1,213 @@
+/* SMTP AUTH (RFC 4954) over the shared SASL module. Each SASL step runs on
+ * the thread pool (password hashing); failures are throttled per client
+ * address. Offered only inside TLS: no password crosses in plaintext.
+ * Untrusted input: the AUTH line and every base64 response line. */
+#include "smtp/smtp_session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/sasl.h"
+#include "auth/throttle.h"
+#include "core/pool.h"
+#include "core/timer.h"
+#include "core/util.h"
+#include "core/xmalloc.h"
+
+const char *
+smtp_auth_mechanisms(const struct smtp_session *s)
+{
+	if (!conn_is_tls(s->conn) || s->user != NULL)
+		return NULL;
+	return sasl_mechanisms(true);
+}
+
+void
+smtp_auth_reset(struct smtp_session *s)
+{
+	if (s->sasl) {
+		sasl_exchange_free(s->sasl);
+		s->sasl = NULL;
+	}
+	if (s->auth_in) {
+		explicit_bzero(s->auth_in, strlen(s->auth_in));
+		x_free(&s->auth_in);
+	}
+	x_free(&s->auth_out);
+	timer_free(&s->auth_timer);
+	s->auth_final = false;
+}
+
+static void
+smtp_auth_end(struct smtp_session *s)
+{
+	smtp_auth_reset(s);
+	smtp_enter_state(s, SMTP_ST_READY);
+}
+
+static void
+smtp_auth_succeeded(struct smtp_session *s)
+{
+	s->user = x_strdup(sasl_user(s->sasl));
+	throttle_success(conn_peer_addr(s->conn), s->user);
+	log_info("session=%llu event=auth result=ok user=%s",
+	    (unsigned long long)s->id, s->user);
+	smtp_reply(s, "235 2.7.0 Authentication successful");
+	smtp_auth_end(s);
+}
+
+/* Worker thread. The loop leaves the exchange alone while s->busy. */
+static void
+smtp_auth_work(void *arg)
+{
+	struct smtp_session *s = arg;
+	s->auth_result = sasl_step(s->sasl, s->auth_in, &s->auth_out);
+}
+
+static void
+smtp_auth_done(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->busy = false;
+	if (s->gone) {
+		smtp_session_release(s);
+		return;
+	}
+	explicit_bzero(s->auth_in, strlen(s->auth_in));
+	x_free(&s->auth_in);
+	switch ((enum sasl_result)s->auth_result) {
+	case SASL_CONTINUE:
+		smtp_reply(s, "334 %s", s->auth_out);
+		x_free(&s->auth_out);
+		smtp_enter_state(s, SMTP_ST_AUTH);
+		break;
+	case SASL_OK:
+		if (s->auth_out && s->auth_out[0]) {
+			/* RFC 4954 4: final server data rides on a 334 the
+			 * client answers with an empty line. */
+			smtp_reply(s, "334 %s", s->auth_out);
+			x_free(&s->auth_out);
+			s->auth_final = true;
+			smtp_enter_state(s, SMTP_ST_AUTH);
+			break;
+		}
+		smtp_auth_succeeded(s);
+		break;
+	case SASL_FAIL:
+		throttle_failure(conn_peer_addr(s->conn),
+		    sasl_authid(s->sasl));
+		log_info("session=%llu event=auth result=fail ip=%s authid=%s",
+		    (unsigned long long)s->id, conn_peer_addr(s->conn),
+		    sasl_authid(s->sasl));
+		smtp_auth_end(s);
+		smtp_reply_error(s, "535 5.7.8 Authentication credentials "
+		    "invalid");
+		break;
+	case SASL_MALFORMED:
+		throttle_failure(conn_peer_addr(s->conn), NULL);
+		smtp_auth_end(s);
+		smtp_reply_error(s, "501 5.5.2 Cannot decode response");
+		break;
+	}
+	if (s->state == SMTP_ST_QUIT)
+		return;
+	conn_resume(s->conn);
+	smtp_process(s);
+}
+
+static void
+smtp_auth_submit(void *arg)
+{
+	pool_submit(smtp_auth_work, smtp_auth_done, arg);
+}
+
+/* Runs one step with in (taken over) after the throttling delay. */
+static void
+smtp_auth_step(struct smtp_session *s, char *in)
+{
+	s->auth_in = in;
+	s->busy = true;
+	conn_pause(s->conn);
+	unsigned delay = throttle_delay_ms(conn_peer_addr(s->conn), NULL);
+	if (delay == 0) {
+		smtp_auth_submit(s);
+		return;
+	}
+	if (s->auth_timer == NULL)
+		s->auth_timer = timer_new(smtp_auth_submit, s);
+	timer_start(s->auth_timer, delay);
+}
+
+void
+smtp_cmd_auth(struct smtp_session *s, const char *arg)
+{
+	char mech[64];
+	unsigned char cb[32];
+	const char *ir = NULL;
+
+	if (s->user) {
+		smtp_reply_error(s, "503 5.5.1 Error: already authenticated");
+		return;
+	}
+	if (!conn_is_tls(s->conn)) {
+		smtp_reply_error(s, "538 5.7.11 Encryption required for "
+		    "requested authentication mechanism");
+		return;
+	}
+	if (*arg++ != ' ') {
+		smtp_reply_error(s, "501 5.5.4 Syntax: AUTH mechanism");
+		return;
+	}
+	size_t n = strcspn(arg, " ");
+	if (n == 0 || n >= sizeof(mech)) {
+		smtp_reply_error(s, "501 5.5.4 Syntax: AUTH mechanism");
+		return;
+	}
+	memcpy(mech, arg, n);
+	mech[n] = '\0';
+	if (arg[n] == ' ')
+		ir = arg + n + 1;
+	if (!sasl_mechanism_offered(mech, true)) {
+		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication "
+		    "type");
+		return;
+	}
+	if (throttle_blocked(conn_peer_addr(s->conn), NULL)) {
+		log_info("session=%llu event=auth result=blocked ip=%s",
+		    (unsigned long long)s->id, conn_peer_addr(s->conn));
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	bool have_cb = conn_tls_exporter(s->conn, cb) == 0;
+	s->sasl = sasl_exchange_new(s->srv->db, mech, have_cb ? cb : NULL,
+	    have_cb ? sizeof(cb) : 0);
+	if (s->sasl == NULL) {
+		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication "
+		    "type");
+		return;
+	}
+	smtp_enter_state(s, SMTP_ST_AUTH);
+	smtp_auth_step(s, x_strdup(ir ? ir : ""));
+}
+
+void
+smtp_auth_input(struct smtp_session *s, const char *line)
+{
+	if (strcmp(line, "*") == 0) {
+		smtp_auth_end(s);
+		smtp_reply_error(s, "501 5.0.0 Authentication aborted");
+		return;
+	}
+	if (s->auth_final) {
+		if (line[0] != '\0') {
+			smtp_auth_end(s);
+			smtp_reply_error(s, "501 5.5.2 Cannot decode response");
+			return;
+		}
+		smtp_auth_succeeded(s);
+		return;
+	}
+	/* A response line is never empty-as-"=": "" is an empty response. */
+	smtp_auth_step(s, x_strdup(line));
+}
