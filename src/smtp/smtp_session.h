@@ -23,6 +23,8 @@
 #define SMTP_AUTH_LINE_MAX	12288
 #define SMTP_OUTPUT_HIGH	(64 * 1024)
 #define SMTP_DATA_CHUNK		(16 * 1024)
+/* Header octets kept to check From: (submission). */
+#define SMTP_HEADERS_MAX	(64 * 1024)
 
 struct smtp_server {
 	const struct config *cfg;
@@ -54,6 +56,8 @@ struct smtp_txn {
 	struct smtp_data_decoder dec;
 	bool too_big;			/* over max_message_size */
 	bool bdat;			/* BDAT used in this transaction */
+	struct buf headers;		/* header section, when authenticated */
+	bool headers_done;
 	struct local_delivery delivery;
 };
 

@@ -15,6 +15,7 @@
 #include "core/pool.h"
 #include "core/util.h"
 #include "core/xmalloc.h"
+#include "smtp/smtp_from.h"
 
 void
 smtp_txn_reset(struct smtp_session *s)
@@ -26,6 +27,7 @@ smtp_txn_reset(struct smtp_session *s)
 		spool_discard(&t->spool);
 	strlist_free(&t->rcpts);
 	strlist_free(&t->mailboxes);
+	buf_free(&t->headers);
 	local_delivery_free(&t->delivery);
 	free(t);
 	s->txn = NULL;
@@ -324,6 +326,45 @@ smtp_delivery_work(void *arg)
 	local_delivery_run(&s->txn->delivery);
 }
 
+/* Keeps the header section of an authenticated user's message. */
+static void
+smtp_collect_headers(struct smtp_session *s, const char *p, size_t n)
+{
+	struct smtp_txn *t = s->txn;
+	if (s->user == NULL || t->headers_done)
+		return;
+	size_t room = SMTP_HEADERS_MAX - t->headers.len;
+	size_t from = t->headers.len > 3 ? t->headers.len - 3 : 0;
+	buf_append(&t->headers, p, n < room ? n : room);
+	const char *end = memmem(t->headers.data + from,
+	    t->headers.len - from, "\r\n\r\n", 4);
+	if (end) {
+		t->headers.len = (size_t)(end - t->headers.data) + 2;
+		t->headers_done = true;
+	} else if (t->headers.len >= SMTP_HEADERS_MAX) {
+		t->headers_done = true;
+	}
+}
+
+/* The From: of a submitted message names the user's own addresses only.
+ * A message without From: passes (RFC 6409 8.1 lets us leave it). */
+static bool
+smtp_from_is_own(struct smtp_session *s)
+{
+	struct strlist from = STRLIST_INIT;
+	struct smtp_address a;
+	struct smtp_txn *t = s->txn;
+	int fields = smtp_from_addresses(t->headers.data ? t->headers.data :
+	    "", t->headers.len, &from);
+	bool own = fields == 0 || from.n > 0;
+
+	for (size_t i = 0; own && i < from.n; i++)
+		own = smtp_parse_mailbox(from.v[i], &a) == SMTP_PARSE_OK &&
+		    a.text[0] != '\0' && smtp_sender_is_own(s, &a);
+	strlist_free(&from);
+	return own;
+}
+
 /* The whole message has arrived (DATA end or BDAT LAST). */
 static void
 smtp_finish_message(struct smtp_session *s)
@@ -338,6 +379,11 @@ smtp_finish_message(struct smtp_session *s)
 		    t->dec.bare_lf ? "bare-lf" : "bare-cr");
 		smtp_reply_error(s, "550 5.6.0 Error: message contains bare "
 		    "CR, bare LF or NUL; refused");
+	} else if (s->user && !smtp_from_is_own(s)) {
+		log_info("session=%llu event=refused reason=from-not-owned "
+		    "user=%s", (unsigned long long)s->id, s->user);
+		smtp_reply_error(s, "553 5.7.1 From: header address not "
+		    "owned by user %s", s->user);
 	} else if (spool_flush(&t->spool) < 0) {
 		errno = t->spool.error;
 		log_warn("session=%llu qid=%s spool write",
@@ -373,8 +419,10 @@ smtp_data_input(struct smtp_session *s)
 	conn_drain(s->conn, used);
 	if (t->dec.size > s->cfg->max_message_size)
 		t->too_big = true;
-	if (!t->too_big && !smtp_data_is_tainted(&t->dec))
+	if (!t->too_big && !smtp_data_is_tainted(&t->dec)) {
 		spool_write(&t->spool, out, outlen);
+		smtp_collect_headers(s, out, outlen);
+	}
 	if (st == SMTP_DATA_END)
 		smtp_finish_message(s);
 }
@@ -468,8 +516,10 @@ smtp_bdat_input(struct smtp_session *s)
 		s->bdat_left -= got;
 		if (s->bdat_error == NULL && !s->txn->too_big) {
 			smtp_data_bdat_scan(&s->txn->dec, in, got);
-			if (!smtp_data_is_tainted(&s->txn->dec))
+			if (!smtp_data_is_tainted(&s->txn->dec)) {
 				spool_write(&s->txn->spool, in, got);
+				smtp_collect_headers(s, in, got);
+			}
 		}
 	}
 	if (s->bdat_left == 0)

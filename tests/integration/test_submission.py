@@ -253,3 +253,34 @@ def test_failures_slow_down(sub):
     assert times[3] >= 1.0, times
     assert times[3] > times[0] + 0.5, times
     assert "event=auth result=fail" in sub.log_text()
+
+
+def send_with_from(sub, from_header, env_from=ALICE):
+    c = connect(sub, sub.p465, tls=True)
+    assert c.cmd("AUTH PLAIN " + b64(f"\0{ALICE}\0{PASSWORD}"))[0] == 235
+    assert c.cmd(f"MAIL FROM:<{env_from}>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    hdr = f"From: {from_header}\r\n" if from_header is not None else ""
+    code, lines = c.cmd(f"{hdr}Subject: f\r\n\r\nbody\r\n.")
+    return code, lines
+
+
+@pytest.mark.parametrize("hdr", [
+    "alice@example.test", '"Alice A." <alice@example.test>',
+    "Alice <ALICE@example.test>", "<sales@example.test>",
+    "alice+x@example.test (me)", None])
+def test_from_header_own_is_accepted(sub, hdr):
+    code, lines = send_with_from(sub, hdr)
+    assert code == 250, lines
+    assert len(sub.maildir_files(BOB)) == 1
+
+
+@pytest.mark.parametrize("hdr", [
+    "bob@example.test", '"alice@example.test" <bob@example.test>',
+    "alice@example.test, ceo@remote.test", "<>", "undisclosed",
+    "Alice\r\n <boss@remote.test>"])
+def test_from_header_not_own_is_refused(sub, hdr):
+    code, lines = send_with_from(sub, hdr)
+    assert code == 553 and lines[0].startswith("553 5.7.1"), lines
+    assert sub.maildir_files(BOB) == []
