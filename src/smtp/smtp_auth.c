@@ -83,6 +83,17 @@ smtp_auth_done(void *arg)
 		smtp_enter_state(s, SMTP_ST_AUTH);
 		break;
 	case SASL_OK:
+		if (throttle_blocked(NULL, sasl_user(s->sasl))) {
+			/* Too many failures on this account lately: even the
+			 * right password waits (RFC 4954 454). */
+			log_info("session=%llu event=auth result=blocked "
+			    "user=%s", (unsigned long long)s->id,
+			    sasl_user(s->sasl));
+			smtp_auth_end(s);
+			smtp_reply(s, "454 4.7.0 Temporary authentication "
+			    "failure");
+			break;
+		}
 		if (s->auth_out && s->auth_out[0]) {
 			/* RFC 4954 4: final server data rides on a 334 the
 			 * client answers with an empty line. */

@@ -284,3 +284,18 @@ def test_from_header_not_own_is_refused(sub, hdr):
     code, lines = send_with_from(sub, hdr)
     assert code == 553 and lines[0].startswith("553 5.7.1"), lines
     assert sub.maildir_files(BOB) == []
+
+
+@pytest.mark.parametrize("mech,tls", [("PLAIN", "--tls"),
+                                      ("LOGIN", "--tls-on-connect")])
+def test_swaks_submits(sub, mech, tls):
+    port = sub.p587 if tls == "--tls" else sub.p465
+    import subprocess
+    r = subprocess.run(["swaks", "--server", f"{sub.host}:{port}", tls,
+                        "--auth", mech, "--auth-user", ALICE,
+                        "--auth-password", PASSWORD, "--from", ALICE,
+                        "--to", BOB, "--header", f"From: {ALICE}"],
+                       capture_output=True, text=True, timeout=TIMEOUT * 3)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "235 2.7.0" in r.stdout
+    assert len(sub.maildir_files(BOB)) == 1
