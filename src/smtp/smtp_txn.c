@@ -61,6 +61,14 @@ smtp_reply_parse_error(struct smtp_session *s, enum smtp_parse_status st,
 	}
 }
 
+/* The lookup key of an address: "local@domain", domain in lowercase. */
+static void
+smtp_address_key(const struct smtp_address *a, char *out, size_t n)
+{
+	snprintf(out, n, "%s@%s", a->local, a->domain);
+	str_lower(strrchr(out, '@'));
+}
+
 /* An authenticated user may send as its own address, a sub-address of it,
  * or an alias that reaches it; the null sender is allowed (DSNs, MDNs). */
 static bool
@@ -73,8 +81,7 @@ smtp_sender_is_own(struct smtp_session *s, const struct smtp_address *from)
 		return true;
 	if (from->is_literal || from->is_postmaster)
 		return false;
-	snprintf(addr, sizeof(addr), "%s@%s", from->local, from->domain);
-	str_lower(strrchr(addr, '@'));
+	smtp_address_key(from, addr, sizeof(addr));
 	bool own = userdb_resolve(s->srv->db, addr, &local, &remote) ==
 	    RESOLVE_OK && strlist_contains(&local, s->user);
 	strlist_free(&local);
@@ -137,9 +144,8 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_address *to)
 		    shown);
 		return false;
 	} else {
-		snprintf(addr, sizeof(addr), "%s@%s", to->local, to->domain);
+		smtp_address_key(to, addr, sizeof(addr));
 	}
-	str_lower(strrchr(addr, '@'));
 	enum userdb_resolve_result r = userdb_resolve(s->srv->db, addr,
 	    &local, &remote);
 	bool ok = false;
