@@ -7,10 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth_async.h"
 #include "auth/sasl.h"
 #include "auth/throttle.h"
-#include "core/pool.h"
-#include "core/timer.h"
 #include "core/util.h"
 #include "core/xmalloc.h"
 
@@ -25,16 +24,17 @@ smtp_auth_mechanisms(const struct smtp_session *s)
 void
 smtp_auth_reset(struct smtp_session *s)
 {
+	if (s->auth_job) {
+		/* The job owns the exchange until it finishes. */
+		auth_job_cancel(s->auth_job);
+		s->auth_job = NULL;
+		s->sasl = NULL;
+		s->busy = false;
+	}
 	if (s->sasl) {
 		sasl_exchange_free(s->sasl);
 		s->sasl = NULL;
 	}
-	if (s->auth_in) {
-		explicit_bzero(s->auth_in, strlen(s->auth_in));
-		x_free(&s->auth_in);
-	}
-	x_free(&s->auth_out);
-	timer_free(&s->auth_timer);
 	s->auth_final = false;
 }
 
@@ -56,54 +56,43 @@ smtp_auth_succeeded(struct smtp_session *s)
 	smtp_auth_end(s);
 }
 
-/* Worker thread. The loop leaves the exchange alone while s->busy. */
 static void
-smtp_auth_work(void *arg)
+smtp_auth_ok(struct smtp_session *s, char *out)
 {
-	struct smtp_session *s = arg;
-	s->auth_result = sasl_step(s->sasl, s->auth_in, &s->auth_out);
+	if (throttle_blocked(NULL, sasl_user(s->sasl))) {
+		/* Too many failures on this account lately: even the right
+		 * password waits (RFC 4954 454). */
+		log_info("session=%llu event=auth result=blocked user=%s",
+		    (unsigned long long)s->id, sasl_user(s->sasl));
+		smtp_auth_end(s);
+		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
+		return;
+	}
+	if (out && out[0]) {
+		/* RFC 4954 4: final server data rides on a 334 the client
+		 * answers with an empty line. */
+		smtp_reply(s, "334 %s", out);
+		s->auth_final = true;
+		smtp_enter_state(s, SMTP_ST_AUTH);
+		return;
+	}
+	smtp_auth_succeeded(s);
 }
 
 static void
-smtp_auth_done(void *arg)
+smtp_auth_step_done(void *ctx, enum sasl_result r, char *out)
 {
-	struct smtp_session *s = arg;
+	struct smtp_session *s = ctx;
 
+	s->auth_job = NULL;
 	s->busy = false;
-	if (s->gone) {
-		smtp_session_release(s);
-		return;
-	}
-	explicit_bzero(s->auth_in, strlen(s->auth_in));
-	x_free(&s->auth_in);
-	switch ((enum sasl_result)s->auth_result) {
+	switch (r) {
 	case SASL_CONTINUE:
-		smtp_reply(s, "334 %s", s->auth_out);
-		x_free(&s->auth_out);
+		smtp_reply(s, "334 %s", out ? out : "");
 		smtp_enter_state(s, SMTP_ST_AUTH);
 		break;
 	case SASL_OK:
-		if (throttle_blocked(NULL, sasl_user(s->sasl))) {
-			/* Too many failures on this account lately: even the
-			 * right password waits (RFC 4954 454). */
-			log_info("session=%llu event=auth result=blocked "
-			    "user=%s", (unsigned long long)s->id,
-			    sasl_user(s->sasl));
-			smtp_auth_end(s);
-			smtp_reply(s, "454 4.7.0 Temporary authentication "
-			    "failure");
-			break;
-		}
-		if (s->auth_out && s->auth_out[0]) {
-			/* RFC 4954 4: final server data rides on a 334 the
-			 * client answers with an empty line. */
-			smtp_reply(s, "334 %s", s->auth_out);
-			x_free(&s->auth_out);
-			s->auth_final = true;
-			smtp_enter_state(s, SMTP_ST_AUTH);
-			break;
-		}
-		smtp_auth_succeeded(s);
+		smtp_auth_ok(s, out);
 		break;
 	case SASL_FAIL:
 		throttle_failure(conn_peer_addr(s->conn),
@@ -121,33 +110,21 @@ smtp_auth_done(void *arg)
 		smtp_reply_error(s, "501 5.5.2 Cannot decode response");
 		break;
 	}
+	free(out);
 	if (s->state == SMTP_ST_QUIT)
 		return;
 	conn_resume(s->conn);
 	smtp_process(s);
 }
 
-static void
-smtp_auth_submit(void *arg)
-{
-	pool_submit(smtp_auth_work, smtp_auth_done, arg);
-}
-
-/* Runs one step with in (taken over) after the throttling delay. */
+/* Runs one step with in (taken over). */
 static void
 smtp_auth_step(struct smtp_session *s, char *in)
 {
-	s->auth_in = in;
 	s->busy = true;
 	conn_pause(s->conn);
-	unsigned delay = throttle_delay_ms(conn_peer_addr(s->conn), NULL);
-	if (delay == 0) {
-		smtp_auth_submit(s);
-		return;
-	}
-	if (s->auth_timer == NULL)
-		s->auth_timer = timer_new(smtp_auth_submit, s);
-	timer_start(s->auth_timer, delay);
+	s->auth_job = auth_step_start(s->sasl, conn_peer_addr(s->conn), in,
+	    smtp_auth_step_done, s);
 }
 
 void

@@ -190,6 +190,7 @@ smtp_on_closed(struct conn *c, void *ctx)
 	log_info("session=%llu event=disconnect transactions=%u errors=%u",
 	    (unsigned long long)s->id, s->transactions, s->errors);
 	s->conn = NULL;
+	smtp_auth_reset(s);	/* cancels a SASL step in flight */
 	if (s->busy) {
 		s->gone = true;	/* the pool job frees the session */
 		return;

@@ -84,10 +84,7 @@ struct smtp_session {
 	bool submission;
 	char *user;		/* canonical address once authenticated */
 	struct sasl_exchange *sasl;
-	struct timer *auth_timer;	/* throttling delay before a step */
-	char *auth_in;		/* the response the next step consumes */
-	char *auth_out;		/* what that step produced */
-	int auth_result;	/* enum sasl_result of that step */
+	struct auth_job *auth_job;	/* a SASL step in flight */
 	bool auth_final;	/* server-final data sent, empty line due */
 	bool busy;		/* waiting for the thread pool */
 	bool gone;		/* the connection closed while busy */

@@ -299,3 +299,19 @@ def test_swaks_submits(sub, mech, tls):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "235 2.7.0" in r.stdout
     assert len(sub.maildir_files(BOB)) == 1
+
+
+def test_client_gone_during_auth_step(sub):
+    """A session that closes while its SASL step waits (throttled) or runs
+    is cleaned up; the server keeps serving."""
+    c = connect(sub, sub.p465, tls=True)
+    for _ in range(3):
+        assert c.cmd("AUTH PLAIN " + b64(f"\0{ALICE}\0bad"))[0] == 535
+    c.send("AUTH PLAIN " + b64(f"\0{ALICE}\0bad"))
+    c.s.close()
+    c2 = connect(sub, sub.p465, tls=True)
+    c2.send("AUTH PLAIN " + b64(f"\0{BOB}\0{PASSWORD}"))
+    c2.s.close()
+    time.sleep(1.5)
+    c3 = connect(sub, sub.p587)
+    assert c3.cmd("NOOP")[0] == 250
