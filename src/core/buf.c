@@ -47,11 +47,19 @@ buf_reserve(struct buf *b, size_t n)
 }
 
 void
+buf_reserve_total(struct buf *b, size_t n)
+{
+	if (n > b->len)
+		buf_reserve(b, n - b->len);
+}
+
+void
 buf_append(struct buf *b, const void *p, size_t n)
 {
 	buf_reserve(b, n);
 	if (n)
 		memcpy(b->data + b->len, p, n);
+	/* (p may be NULL when n is 0: just makes data non-NULL.) */
 	b->len += n;
 	b->data[b->len] = '\0';
 }

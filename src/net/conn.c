@@ -287,13 +287,18 @@ conn_read_line(struct conn *c, size_t max, struct buf *line)
 			evbuffer_drain(in, len + 1);
 			return CONN_LINE_TOO_LONG;
 		}
-		char tmp[len + 1];
-		evbuffer_remove(in, tmp, len + 1);
-		if (len > 0 && tmp[len - 1] == '\r')
+		/* Copy the line and its LF straight into line's storage. */
+		buf_append(line, NULL, 0);
+		buf_reserve_total(line, len + 1);
+		evbuffer_remove(in, line->data, len + 1);
+		if (len > 0 && line->data[len - 1] == '\r')
 			len--;
-		if (len > max)
+		line->len = len;
+		line->data[len] = '\0';
+		if (len > max) {
+			buf_reset(line);
 			return CONN_LINE_TOO_LONG;
-		buf_append(line, tmp, len);
+		}
 		return CONN_LINE_OK;
 	}
 }
