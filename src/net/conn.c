@@ -45,6 +45,7 @@ struct conn {
 	unsigned close_wait_ms;
 	SSL *ssl;
 	struct event *close_ev;
+	struct event *line_deadline;	/* a line must end within timeout */
 	struct ip_count *ipc;
 	struct conn *prev, *next;
 };
@@ -119,6 +120,8 @@ conn_free(struct conn *c)
 {
 	if (c->close_ev)
 		event_free(c->close_ev);
+	if (c->line_deadline)
+		event_free(c->line_deadline);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->accepted) {
@@ -183,6 +186,40 @@ conn_schedule_finish(struct conn *c)
 		c->close_ev = evtimer_new(net.base, conn_on_close_ev, c);
 	if (!evtimer_pending(c->close_ev, NULL))
 		event_active(c->close_ev, EV_TIMEOUT, 0);
+}
+
+/* A client that trickles a line one byte at a time resets the read
+ * timeout with each byte; the whole line still has the timeout to end. */
+static void
+conn_on_line_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->closing || c->h == NULL || c->h->on_timeout == NULL)
+		return;
+	log_info("conn=%llu event=timeout reason=slow-line ip=%s",
+	    (unsigned long long)c->id, c->peer);
+	c->h->on_timeout(c, c->ctx);
+	if (!c->closing)
+		conn_close(c);
+}
+
+static void
+conn_line_pending(struct conn *c, bool pending)
+{
+	if (!pending || c->timeout == 0) {
+		if (c->line_deadline)
+			evtimer_del(c->line_deadline);
+		return;
+	}
+	if (c->line_deadline == NULL)
+		c->line_deadline = evtimer_new(net.base, conn_on_line_deadline,
+		    c);
+	if (!evtimer_pending(c->line_deadline, NULL)) {
+		struct timeval tv = { (time_t)c->timeout, 0 };
+		evtimer_add(c->line_deadline, &tv);
+	}
 }
 
 static void
@@ -262,12 +299,15 @@ conn_read_line(struct conn *c, size_t max, struct buf *line)
 
 	for (;;) {
 		size_t avail = evbuffer_get_length(in);
-		if (avail == 0)
+		if (avail == 0) {
+			conn_line_pending(c, false);
 			return CONN_LINE_NONE;
+		}
 		p = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
 		if (c->discarding) {
 			if (p.pos < 0) {
 				evbuffer_drain(in, avail);
+				conn_line_pending(c, true);
 				return CONN_LINE_NONE;
 			}
 			evbuffer_drain(in, (size_t)p.pos + 1);
@@ -275,13 +315,16 @@ conn_read_line(struct conn *c, size_t max, struct buf *line)
 			continue;
 		}
 		if (p.pos < 0) {
-			if (avail <= max + 1)	/* +1: a CR may follow */
+			if (avail <= max + 1) {	/* +1: a CR may follow */
+				conn_line_pending(c, true);
 				return CONN_LINE_NONE;
+			}
 			evbuffer_drain(in, avail);
 			c->discarding = true;
 			return CONN_LINE_TOO_LONG;
 		}
 		size_t len = (size_t)p.pos;
+		conn_line_pending(c, false);
 		buf_reset(line);
 		if (len > max + 1) {
 			evbuffer_drain(in, len + 1);
