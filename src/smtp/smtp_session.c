@@ -435,7 +435,7 @@ smtp_cmd_help(struct smtp_session *s, const char *arg)
 	(void)arg;
 	smtp_reply(s, "214-2.0.0 correo, RFC 5321. Commands:");
 	smtp_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT RSET");
-	smtp_reply(s, "214-2.0.0   NOOP QUIT VRFY EXPN HELP");
+	smtp_reply(s, "214-2.0.0   NOOP QUIT VRFY EXPN HELP STARTTLS AUTH");
 	smtp_reply(s, "214 2.0.0 End of HELP info");
 }
 
