@@ -25,6 +25,7 @@
 #include "net/conn.h"
 #include "net/tls.h"
 #include "queue/spool.h"
+#include "pop3/pop3.h"
 #include "smtp/smtp.h"
 
 #define SERVE_WORKERS	4
@@ -37,6 +38,7 @@ static struct {
 	struct config **old;	/* configs replaced by SIGHUP, freed at exit */
 	size_t nold;
 	struct smtp_server *smtp;
+	struct pop3_server *pop3;
 	struct userdb *db;
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
 	unsigned stop_ticks;
@@ -127,6 +129,7 @@ serve_on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	srv.cfg = next;
 	smtp_server_set_config(srv.smtp, next);
+	pop3_server_set_config(srv.pop3, next);
 	net_init(srv.base, next->max_connections, next->max_connections_per_ip);
 	log_info("event=reload result=ok path=%s", next->path);
 }
@@ -189,15 +192,31 @@ serve_listen(const struct config *cfg)
 	for (int svc = 0; svc < SVC_COUNT; svc++) {
 		if (cfg->listen[svc][0] == '\0')
 			continue;
-		if (svc != SVC_SMTP && svc != SVC_SUBMISSION &&
-		    svc != SVC_SUBMISSIONS) {
+		conn_accept_fn fn = NULL;
+		void *arg = NULL;
+		switch ((enum service)svc) {
+		case SVC_SMTP:
+		case SVC_SUBMISSION:
+		case SVC_SUBMISSIONS:
+			fn = smtp_accept;
+			arg = srv.smtp;
+			break;
+		case SVC_POP3:
+		case SVC_POP3S:
+			fn = pop3_accept;
+			arg = srv.pop3;
+			break;
+		default:
+			break;
+		}
+		if (fn == NULL) {
 			log_info("event=listener-unavailable service=%s "
 			    "reason=\"not built yet\"",
 			    service_name((enum service)svc));
 			continue;
 		}
-		if (net_listen((enum service)svc, cfg->listen[svc], smtp_accept,
-		    srv.smtp, &err) < 0) {
+		if (net_listen((enum service)svc, cfg->listen[svc], fn, arg,
+		    &err) < 0) {
 			log_warnx("%s", err);
 			free(err);
 			return -1;
@@ -247,6 +266,8 @@ serve_cleanup(void)
 	net_close_all();
 	if (srv.smtp)
 		smtp_server_free(srv.smtp);
+	if (srv.pop3)
+		pop3_server_free(srv.pop3);
 	if (srv.db)
 		userdb_close(srv.db);
 	event_free(srv.sig_term);
@@ -297,6 +318,7 @@ serve_main(struct config *cfg, int verbose)
 		return 1;
 	}
 	srv.smtp = smtp_server_new(cfg, srv.db);
+	srv.pop3 = pop3_server_new(cfg, srv.db);
 	net_init(srv.base, cfg->max_connections, cfg->max_connections_per_ip);
 	srv.sig_term = evsignal_new(srv.base, SIGTERM, serve_on_stop, NULL);
 	srv.sig_int = evsignal_new(srv.base, SIGINT, serve_on_stop, NULL);

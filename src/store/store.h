@@ -38,6 +38,13 @@ struct store_msg {
 	char *path;		/* absolute or data_dir-relative path to open */
 };
 
+/* A path in struct store_msg is the file's name at load time. Another
+ * session may rename the file since (store_set_flags, or a Maildir reader
+ * like mutt), so opening it can fail with ENOENT while the message still
+ * exists: open it with store_msg_open, which looks for the new name, or
+ * load the mailbox again. After this store's own store_set_flags the path
+ * is stale too. */
+
 struct store_mailbox {
 	uint32_t uidvalidity;
 	uint32_t uidnext;
@@ -65,7 +72,9 @@ bool store_mailbox_name_ok(const char *name);
  * adding ":2,"), files not yet indexed get the next UIDs in order of
  * (mtime, name), flags are read from the file names, indexed files that
  * are gone are removed. Then fills *out with every message (the caller
- * frees it with store_mailbox_free). 0 or -1 with *error_r. */
+ * frees it with store_mailbox_free). 0 or -1 with *error_r, also when a
+ * folder other than INBOX does not exist ("no such mailbox"); *out is
+ * then empty (store_mailbox_free is still safe). */
 int store_mailbox_load(struct store *st, const char *mailbox,
     struct store_mailbox *out, char **error_r);
 void store_mailbox_free(struct store_mailbox *mb);
@@ -80,5 +89,18 @@ int store_expunge(struct store *st, const char *mailbox,
  * 0, or -1 with *error_r (also when the UID does not exist). */
 int store_set_flags(struct store *st, const char *mailbox, uint32_t uid,
     unsigned flags, char **error_r);
+
+/* Makes the mailbox name (store_mailbox_name_ok, not INBOX): the Maildir++
+ * folder root/.NAME with cur/ new/ tmp/ and its index entry with a new
+ * UIDVALIDITY. A folder that exists on disk but not in the index (moved
+ * in) is indexed on its first store_mailbox_load, without this call.
+ * 0, or -1 with *error_r; errno is EEXIST when the mailbox exists. */
+int store_mailbox_create(struct store *st, const char *name, char **error_r);
+
+/* Opens a message file read-only (no symlinks): path as given, or when
+ * that is gone, the file of the same folder with the same base name (the
+ * part before ':'), which is the same message under new flags. A file
+ * descriptor, or -1 with errno (ENOENT: the message was expunged). */
+int store_msg_open(const char *path);
 
 #endif
