@@ -332,24 +332,92 @@ smtp_delivery_work(void *arg)
 	local_delivery_run(&s->txn->delivery);
 }
 
-/* Keeps the header section of an authenticated user's message. */
+/* True when the header section hdr[0..n) has a field named name. */
+static bool
+smtp_has_field(const char *hdr, size_t n, const char *name)
+{
+	size_t len = strlen(name);
+	for (size_t i = 0; i + len <= n; i++) {
+		bool line_start = i == 0 || hdr[i - 1] == '\n';
+		if (line_start && strncasecmp(hdr + i, name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Writes the held header section (its first hdr_len octets are the fields)
+ * with a Message-ID: and a Date: added when missing (RFC 6409 8.2, 8.3),
+ * then whatever followed it. */
 static void
-smtp_collect_headers(struct smtp_session *s, const char *p, size_t n)
+smtp_flush_headers(struct smtp_session *s, size_t hdr_len)
+{
+	struct smtp_txn *t = s->txn;
+	struct buf add = BUF_INIT;
+	char date[64];
+
+	spool_write(&t->spool, t->headers.data, hdr_len);
+	if (!smtp_has_field(t->headers.data, hdr_len, "Message-ID:"))
+		buf_printf(&add, "Message-ID: <%s.%lld@%s>\r\n", t->spool.id,
+		    (long long)time(NULL), s->cfg->hostname);
+	if (!smtp_has_field(t->headers.data, hdr_len, "Date:")) {
+		format_rfc5322_date(time(NULL), date, sizeof(date));
+		buf_printf(&add, "Date: %s\r\n", date);
+	}
+	spool_write(&t->spool, add.data, add.len);
+	spool_write(&t->spool, t->headers.data + hdr_len,
+	    t->headers.len - hdr_len);
+	buf_free(&add);
+	t->headers.len = hdr_len;	/* kept for the From: check */
+	t->headers_done = true;
+}
+
+/* Message octets to the spool. An authenticated user's header section is
+ * held back (up to SMTP_HEADERS_MAX) for the From: check and the fields
+ * RFC 6409 lets a submission server add. */
+static void
+smtp_message_write(struct smtp_session *s, const char *p, size_t n)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (s->user == NULL || t->headers_done) {
+		spool_write(&t->spool, p, n);
+		return;
+	}
+	size_t old = t->headers.len;
+	size_t take = n < SMTP_HEADERS_MAX - old ? n : SMTP_HEADERS_MAX - old;
+	buf_append(&t->headers, p, take);
+	const char *h = t->headers.data;
+	if (t->headers.len >= 2 && h[0] == '\r' && h[1] == '\n') {
+		smtp_flush_headers(s, 0);	/* no header fields at all */
+	} else {
+		size_t from = old > 3 ? old - 3 : 0;
+		const char *end = memmem(h + from, t->headers.len - from,
+		    "\r\n\r\n", 4);
+		if (end)
+			smtp_flush_headers(s, (size_t)(end - h) + 2);
+		else if (t->headers.len >= SMTP_HEADERS_MAX)
+			smtp_flush_headers(s, t->headers.len);
+	}
+	if (take < n)
+		spool_write(&t->spool, p + take, n - take);
+}
+
+/* The end of the message came inside the header section. */
+static void
+smtp_message_end(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
 	if (s->user == NULL || t->headers_done)
 		return;
-	size_t room = SMTP_HEADERS_MAX - t->headers.len;
-	size_t from = t->headers.len > 3 ? t->headers.len - 3 : 0;
-	buf_append(&t->headers, p, n < room ? n : room);
-	const char *end = memmem(t->headers.data + from,
-	    t->headers.len - from, "\r\n\r\n", 4);
-	if (end) {
-		t->headers.len = (size_t)(end - t->headers.data) + 2;
-		t->headers_done = true;
-	} else if (t->headers.len >= SMTP_HEADERS_MAX) {
-		t->headers_done = true;
+	size_t n = t->headers.len;
+	bool crlf = n >= 2 && t->headers.data[n - 2] == '\r' &&
+	    t->headers.data[n - 1] == '\n';
+	if (crlf) {
+		smtp_flush_headers(s, n);
+		return;
 	}
+	spool_write(&t->spool, t->headers.data, n);
+	t->headers_done = true;
 }
 
 /* The From: of a submitted message names the user's own addresses only.
@@ -377,6 +445,8 @@ smtp_finish_message(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
 
+	if (!t->too_big && !smtp_data_is_tainted(&t->dec))
+		smtp_message_end(s);
 	if (t->too_big) {
 		smtp_reply(s, "552 5.3.4 Error: message file too big");
 	} else if (smtp_data_is_tainted(&t->dec)) {
@@ -425,10 +495,8 @@ smtp_data_input(struct smtp_session *s)
 	conn_drain(s->conn, used);
 	if (t->dec.size > s->cfg->max_message_size)
 		t->too_big = true;
-	if (!t->too_big && !smtp_data_is_tainted(&t->dec)) {
-		spool_write(&t->spool, out, outlen);
-		smtp_collect_headers(s, out, outlen);
-	}
+	if (!t->too_big && !smtp_data_is_tainted(&t->dec))
+		smtp_message_write(s, out, outlen);
 	if (st == SMTP_DATA_END)
 		smtp_finish_message(s);
 }
@@ -522,10 +590,8 @@ smtp_bdat_input(struct smtp_session *s)
 		s->bdat_left -= got;
 		if (s->bdat_error == NULL && !s->txn->too_big) {
 			smtp_data_bdat_scan(&s->txn->dec, in, got);
-			if (!smtp_data_is_tainted(&s->txn->dec)) {
-				spool_write(&s->txn->spool, in, got);
-				smtp_collect_headers(s, in, got);
-			}
+			if (!smtp_data_is_tainted(&s->txn->dec))
+				smtp_message_write(s, in, got);
 		}
 	}
 	if (s->bdat_left == 0)

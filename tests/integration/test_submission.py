@@ -315,3 +315,46 @@ def test_client_gone_during_auth_step(sub):
     time.sleep(1.5)
     c3 = connect(sub, sub.p587)
     assert c3.cmd("NOOP")[0] == 250
+
+
+def submitted_file(sub, message):
+    c = connect(sub, sub.p465, tls=True)
+    assert c.cmd("AUTH PLAIN " + b64(f"\0{ALICE}\0{PASSWORD}"))[0] == 235
+    assert c.cmd(f"MAIL FROM:<{ALICE}>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    code, lines = c.cmd(message + "\r\n.")
+    assert code == 250, lines
+    files = sub.maildir_files(BOB)
+    assert len(files) == 1
+    return files[0].read_bytes()
+
+
+def test_missing_message_id_and_date_are_added(sub):
+    body = "line one\r\n\r\nline three"
+    data = submitted_file(sub, f"From: {ALICE}\r\nSubject: s\r\n\r\n{body}")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert rest == body.encode() + b"\r\n"
+    fields = [l.split(b":")[0].lower() for l in head.split(b"\r\n")
+              if l and l[:1] not in (b" ", b"\t")]
+    assert fields.count(b"message-id") == 1
+    assert fields.count(b"date") == 1
+    assert b"Message-ID: <" in head and b"@mx.example.test>" in head
+
+
+def test_present_message_id_and_date_are_kept(sub):
+    msg = (f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nFrom: {ALICE}\r\n"
+           f"Message-Id: <mine@example.test>\r\n\r\nbody")
+    data = submitted_file(sub, msg)
+    head = data.partition(b"\r\n\r\n")[0]
+    assert head.lower().count(b"message-id:") == 1
+    assert b"<mine@example.test>" in head
+    assert head.lower().count(b"\r\ndate:") + head.lower().startswith(
+        b"date:") == 1
+
+
+def test_headers_only_message_gets_fields(sub):
+    data = submitted_file(sub, f"From: {ALICE}\r\nSubject: only headers")
+    assert data.lower().count(b"message-id:") == 1
+    assert data.count(b"\r\nDate: ") == 1
+    assert b"Subject: only headers\r\n" in data
