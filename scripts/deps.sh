@@ -7,7 +7,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libevent-dev libssl-dev libsqlite3-dev sqlite3 libunbound-dev
 libgmime-3.0-dev libgsasl-dev libcrypt-dev libinih-dev libcmocka-dev
 python3 python3-pytest swaks libnet-ssleay-perl openssl
-fetchmail getmail6"
+fetchmail getmail6 msmtp gsasl"
 
 missing=""
 for p in $PKGS; do
