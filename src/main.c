@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/queue_cmd.h"
 #include "cli/serve.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -76,16 +77,8 @@ dispatch(struct config *cfg, int verbose, int argc, char **argv)
 		return cli_domain(cfg, argc, argv);
 	if (strcmp(cmd, "alias") == 0)
 		return cli_alias(cfg, argc, argv);
-	if (strcmp(cmd, "queue") == 0) {
-		if (wants_help) {
-			printf("usage: correo [-c FILE] queue list|show ID|"
-			    "flush [ID]|delete ID\n");
-			return 0;
-		}
-		fprintf(stderr, "correo: queue: remote delivery is not "
-		    "available in this version\n");
-		return 1;
-	}
+	if (strcmp(cmd, "queue") == 0)
+		return cli_queue(cfg, argc, argv);
 	fprintf(stderr, "correo: unknown command \"%s\"\n", cmd);
 	usage(stderr);
 	return 2;

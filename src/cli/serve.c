@@ -24,6 +24,7 @@
 #include "core/xmalloc.h"
 #include "net/conn.h"
 #include "net/tls.h"
+#include "queue/queue.h"
 #include "queue/spool.h"
 #include "pop3/pop3.h"
 #include "smtp/smtp.h"
@@ -252,7 +253,13 @@ serve_prepare(struct config *cfg)
 		    strerror(errno));
 		return -1;
 	}
-	int orphans = spool_clean_tmp(cfg->data_dir);
+	if (queue_init(cfg->data_dir) < 0) {
+		fprintf(stderr, "correo: %s/queue: %s\n", cfg->data_dir,
+		    strerror(errno));
+		return -1;
+	}
+	int orphans = spool_clean_tmp(cfg->data_dir) +
+	    queue_clean_orphans(cfg->data_dir);
 	if (orphans > 0)
 		log_info("event=spool-cleaned removed=%d reason=\"not "
 		    "acknowledged before a crash\"", orphans);

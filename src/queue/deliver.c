@@ -2,6 +2,7 @@
 #include "queue/deliver.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "store/maildir.h"
@@ -25,6 +26,9 @@ local_delivery_run(void *arg)
 		}
 		ld->delivered++;
 	}
+	if (ld->remote && queue_add(ld->data_dir, ld->spool->path,
+	    ld->remote) < 0 && ld->first_error == 0)
+		ld->first_error = errno ? errno : EIO;
 	/* Every mailbox holds a durable link now; the spool name can go.
 	 * (The queue takes over here once remote delivery exists.) */
 	unlink(ld->spool->path);
@@ -35,4 +39,9 @@ void
 local_delivery_free(struct local_delivery *ld)
 {
 	strlist_free(&ld->maildirs);
+	if (ld->remote) {
+		queue_envelope_free(ld->remote);
+		free(ld->remote);
+		ld->remote = NULL;
+	}
 }

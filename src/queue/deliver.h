@@ -5,18 +5,21 @@
 #define QUEUE_DELIVER_H
 
 #include "core/strlist.h"
+#include "queue/queue.h"
 #include "queue/spool.h"
 
 struct local_delivery {
 	struct spool_file *spool;	/* flushed, still open */
 	struct strlist maildirs;	/* one path per recipient mailbox */
+	const char *data_dir;
+	struct queue_envelope *remote;	/* recipients elsewhere, or NULL */
 	int commit_error;		/* errno of fsync of the spool file */
 	unsigned delivered;		/* mailboxes that have the message */
 	int first_error;		/* errno of the first failed mailbox */
 };
 
 /* Worker thread: fsync the spool file, link it into each Maildir, fsync,
- * then remove the spool file. */
+ * queue it for the remote recipients, then remove the spool file. */
 void local_delivery_run(void *arg);
 
 /* Loop thread: frees the paths (not the spool struct). */

@@ -51,6 +51,7 @@ struct smtp_txn {
 	struct smtp_mail_args mail;
 	struct strlist rcpts;		/* as sent, for logs and Received */
 	struct strlist mailboxes;	/* canonical local users */
+	struct strlist remote;		/* addresses for the outbound queue */
 	struct spool_file spool;
 	bool spool_open;
 	struct smtp_data_decoder dec;

@@ -27,6 +27,7 @@ smtp_txn_reset(struct smtp_session *s)
 		spool_discard(&t->spool);
 	strlist_free(&t->rcpts);
 	strlist_free(&t->mailboxes);
+	strlist_free(&t->remote);
 	buf_free(&t->headers);
 	local_delivery_free(&t->delivery);
 	free(t);
@@ -152,9 +153,9 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_address *to)
 	switch (r) {
 	case RESOLVE_NOT_LOCAL:
 		if (s->user) {
-			/* Authenticated relay needs the outbound queue. */
-			smtp_reply(s, "450 4.4.0 <%s>: Delivery to other "
-			    "domains is not available yet", shown);
+			/* Authenticated: relay through the queue. */
+			strlist_add_unique(&s->txn->remote, to->text);
+			ok = true;
 			break;
 		}
 		smtp_reply_error(s, "554 5.7.1 <%s>: Relay access denied",
@@ -169,13 +170,9 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_address *to)
 		    shown);
 		break;
 	case RESOLVE_OK:
-		if (remote.n > 0) {
-			/* Forwarding needs the outbound queue; refusing for
-			 * now is better than losing the remote copies. */
-			smtp_reply(s, "450 4.4.0 <%s>: Forwarding to other "
-			    "domains is not available", shown);
-			break;
-		}
+		/* Alias targets elsewhere are forwarded through the queue. */
+		for (size_t i = 0; i < remote.n; i++)
+			strlist_add_unique(&s->txn->remote, remote.v[i]);
 		for (size_t i = 0; i < local.n; i++)
 			strlist_add_unique(&s->txn->mailboxes, local.v[i]);
 		ok = true;
@@ -313,15 +310,34 @@ smtp_delivery_done(void *arg)
 	} else {
 		s->transactions++;
 		log_info("session=%llu qid=%s event=delivered from=<%s> "
-		    "nrcpt=%zu mailboxes=%zu size=%llu",
+		    "nrcpt=%zu mailboxes=%zu queued=%zu size=%llu",
 		    (unsigned long long)s->id, t->spool.id, t->mail.from.text,
-		    t->rcpts.n, ld->maildirs.n,
+		    t->rcpts.n, ld->maildirs.n, t->remote.n,
 		    (unsigned long long)t->spool.size);
 		smtp_reply(s, "250 2.0.0 Ok: queued as %s", t->spool.id);
 	}
 	smtp_end_transaction(s);
 	conn_resume(s->conn);
 	smtp_process(s);
+}
+
+/* The queue envelope for the remote recipients of the transaction. */
+static struct queue_envelope *
+smtp_envelope(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	struct queue_envelope *env = x_calloc(1, sizeof(*env));
+
+	str_copy(env->id, t->spool.id, sizeof(env->id));
+	env->created = time(NULL);
+	env->size = t->spool.size;
+	env->from = x_strdup(t->mail.from.text);
+	for (size_t i = 0; i < t->remote.n; i++)
+		strlist_add(&env->rcpts, t->remote.v[i]);
+	env->smtputf8 = t->mail.smtputf8;
+	env->eightbit = t->mail.body == SMTP_BODY_8BITMIME;
+	env->user = s->user ? x_strdup(s->user) : NULL;
+	return env;
 }
 
 /* Worker thread. The loop leaves s->txn alone while s->busy. */
@@ -473,6 +489,9 @@ smtp_finish_message(struct smtp_session *s)
 			free(path);
 		}
 		t->delivery.spool = &t->spool;
+		t->delivery.data_dir = s->cfg->data_dir;
+		if (t->remote.n > 0)
+			t->delivery.remote = smtp_envelope(s);
 		s->busy = true;
 		conn_pause(s->conn);
 		smtp_enter_state(s, SMTP_ST_READY);

@@ -689,13 +689,21 @@ def test_postmaster_without_domain(server):
     assert srv.maildir_files(BOB) == []
 
 
-def test_alias_with_remote_target(server):
-    srv = server(aliases={"fwd@example.test": "someone@remote.test"})
+def test_alias_with_remote_target_is_queued(server):
+    srv = server(aliases={"fwd@example.test": "someone@remote.test,"
+                          + ALICE})
     with session(srv) as c:
         say(c, "MAIL FROM:<%s>" % SENDER, 250, "2.1.0")
-        say(c, "RCPT TO:<fwd@example.test>", 450, "4.4.0")
-        say(c, "DATA", 503, "5.5.1")
-    assert srv.all_maildir_files() == [] and srv.queue_files() == []
+        say(c, "RCPT TO:<fwd@example.test>", 250, "2.1.5")
+        send_data(c, message("forwarded"))
+    assert len(srv.maildir_files(ALICE)) == 1
+    envs = list((srv.data_dir / "queue" / "env").iterdir())
+    assert len(envs) == 1
+    text = envs[0].read_text()
+    assert "rcpt pending 0 <someone@remote.test>" in text
+    assert "from <%s>" % SENDER in text
+    listing = srv.cli("queue", "list").stdout
+    assert envs[0].name in listing and "<someone@remote.test>" in listing
 
 
 def test_delivery_failure_451(server):

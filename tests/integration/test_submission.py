@@ -175,13 +175,39 @@ def test_sender_must_be_own(sub):
         assert c.cmd("RSET")[0] == 250
 
 
-def test_authenticated_remote_recipient_is_not_refused_as_relay(sub):
+def test_authenticated_remote_recipients_are_queued(sub):
     c = connect(sub, sub.p465, tls=True)
     assert c.cmd("AUTH PLAIN " + b64(f"\0{ALICE}\0{PASSWORD}"))[0] == 235
     assert c.cmd(f"MAIL FROM:<{ALICE}>")[0] == 250
-    code, lines = c.cmd("RCPT TO:<friend@remote.test>")
-    # No outbound queue yet: a temporary refusal, never 5.7.1.
-    assert code == 450, lines
+    assert c.cmd("RCPT TO:<friend@remote.test>")[0] == 250
+    assert c.cmd("RCPT TO:<other@elsewhere.test>")[0] == 250
+    assert c.cmd(f"RCPT TO:<{BOB}>")[0] == 250
+    assert c.cmd("DATA")[0] == 354
+    code, lines = c.cmd(f"From: {ALICE}\r\nSubject: out\r\n\r\nhi\r\n.")
+    assert code == 250, lines
+    qid = lines[0].split()[-1]
+    assert len(sub.maildir_files(BOB)) == 1
+    show = sub.cli("queue", "show", qid).stdout
+    assert "rcpt: <friend@remote.test> pending" in show
+    assert "rcpt: <other@elsewhere.test> pending" in show
+    assert f"user: {ALICE}" in show
+    assert f"<{BOB}>" not in show
+    msg = (sub.data_dir / "queue" / "msg" / qid).read_bytes()
+    assert b"with ESMTPSA id " + qid.encode() in msg
+    assert msg.endswith(b"\r\nhi\r\n")
+    # The queue survives a restart; an orphan message file does not.
+    orphan = sub.data_dir / "queue" / "msg" / ("0" * 16)
+    orphan.write_bytes(b"never acknowledged")
+    sub.restart()
+    assert qid in sub.cli("queue", "list").stdout
+    assert not orphan.exists()
+    assert sub.cli("queue", "delete", qid).returncode == 0
+    assert sub.cli("queue", "list").stdout == ""
+    assert not (sub.data_dir / "queue" / "msg" / qid).exists()
+    r = sub.cli("queue", "show", qid, check=False)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    r = sub.cli("queue", "flush", check=False)
+    assert r.returncode == 1
 
 
 def test_auth_on_port_25_after_starttls(sub):
