@@ -101,6 +101,7 @@ fuzz-replay: fuzz-build
 	  dict=""; [ -f tests/fuzz/$$n.dict ] && dict="-dict=tests/fuzz/$$n.dict"; \
 	  echo "fuzz: $$n"; \
 	  $$f $$dict -max_total_time=5 -print_final_stats=0 \
+	     -artifact_prefix=build/fuzz/$$n- \
 	     build/fuzz/corpus/$$n tests/fuzz/corpus/$$n >build/fuzz/$$n.log 2>&1 \
 	     || { tail -40 build/fuzz/$$n.log; exit 1; }; \
 	done
@@ -110,7 +111,8 @@ fuzz: fuzz-build
 	  mkdir -p build/fuzz/corpus/$$n; \
 	  dict=""; [ -f tests/fuzz/$$n.dict ] && dict="-dict=tests/fuzz/$$n.dict"; \
 	  echo "fuzz: $$n for $(FUZZ_TIME)s"; \
-	  $$f $$dict -max_total_time=$(FUZZ_TIME) build/fuzz/corpus/$$n tests/fuzz/corpus/$$n || exit 1; \
+	  $$f $$dict -max_total_time=$(FUZZ_TIME) -artifact_prefix=build/fuzz/$$n- \
+	     build/fuzz/corpus/$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
 
 # ---- tests ---------------------------------------------------------------

@@ -21,7 +21,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t k = strlen(c.keyword);
 		if (k < 3 || k > POP3_KEYWORD_MAX)
 			abort();
-		if (c.args < line || c.args > line + strlen(line))
+		if (c.args[0] != '\0' &&
+		    (c.args < line || c.args > line + strlen(line)))
 			abort();
 		if (pop3_parse_msgno(c.args, &n) && n == 0)
 			abort();
