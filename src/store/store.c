@@ -456,7 +456,17 @@ store_setup(struct store *st, char **error_r)
 	struct store_mbox mb;
 
 	sqlite3_busy_timeout(st->db, 5000);
-	if (store_wal(st, error_r) < 0 ||
+	/* Two first opens of a new index race for the switch to WAL, and
+	 * SQLite answers "locked" at once there, without the busy handler. */
+	int wal = store_wal(st, error_r);
+	for (int i = 0; wal < 0 && i < 100 &&
+	    sqlite3_errcode(st->db) == SQLITE_BUSY; i++) {
+		if (error_r)
+			x_free(error_r);
+		usleep(20000);
+		wal = store_wal(st, error_r);
+	}
+	if (wal < 0 ||
 	    store_exec(st, "PRAGMA synchronous=NORMAL", error_r) < 0 ||
 	    store_begin(st, error_r) < 0)
 		return -1;
