@@ -489,6 +489,10 @@ conn_wrap_tls(struct conn *c)
 	SSL *ssl = SSL_new(ctx);
 	if (ssl == NULL)
 		return -1;
+	/* Without a high watermark below it, the filter would encrypt all
+	 * queued output at once into the socket's buffer, and the protocol's
+	 * output limits would never take effect. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 64 * 1024);
 	struct bufferevent *tls = bufferevent_openssl_filter_new(net.base,
 	    c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -621,6 +625,11 @@ net_on_accept(struct evconnlistener *l, evutil_socket_t fd,
 	    c->peer_port, refusal == CONN_ACCEPTED ? "" :
 	    refusal == CONN_REFUSED_TOTAL ? " refused=max_connections" :
 	    " refused=max_connections_per_ip");
+	if (refusal != CONN_ACCEPTED && service_implicit_tls(c->svc)) {
+		/* No TLS handshake (CPU, memory) for a refused connection. */
+		conn_close(c);
+		return;
+	}
 	if (service_implicit_tls(c->svc) && conn_wrap_tls(c) < 0) {
 		log_warnx("conn=%llu event=tls-unavailable",
 		    (unsigned long long)c->id);

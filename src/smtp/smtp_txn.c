@@ -193,6 +193,11 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 		smtp_reply_parse_error(s, st, false);
 		return;
 	}
+	if (s->txn->bdat) {
+		/* RFC 3030: between chunks only BDAT, RSET, NOOP, QUIT. */
+		smtp_reply_error(s, "503 5.5.1 Error: BDAT in progress");
+		return;
+	}
 	if (r.to.utf8 && !s->txn->mail.smtputf8) {
 		smtp_reply_error(s, "553 5.6.7 Non-ASCII recipient address "
 		    "needs SMTPUTF8");
@@ -561,8 +566,9 @@ smtp_cmd_bdat(struct smtp_session *s, const char *arg)
 			s->txn->bdat = true;
 		}
 	}
-	if (s->bdat_error == NULL &&
-	    s->txn->dec.size + size > s->cfg->max_message_size)
+	/* Written so that a huge announced size cannot wrap the sum. */
+	if (s->bdat_error == NULL && (size > s->cfg->max_message_size ||
+	    s->txn->dec.size > s->cfg->max_message_size - size))
 		s->txn->too_big = true;
 	smtp_enter_state(s, SMTP_ST_BDAT);
 	return;
@@ -609,6 +615,10 @@ smtp_bdat_input(struct smtp_session *s)
 		s->bdat_left -= got;
 		if (s->bdat_error == NULL && !s->txn->too_big) {
 			smtp_data_bdat_scan(&s->txn->dec, in, got);
+			if (s->txn->dec.size > s->cfg->max_message_size)
+				s->txn->too_big = true;
+		}
+		if (s->bdat_error == NULL && !s->txn->too_big) {
 			if (!smtp_data_is_tainted(&s->txn->dec))
 				smtp_message_write(s, in, got);
 		}
