@@ -59,6 +59,26 @@ maildir_unique_name(char *out, size_t n, uint64_t size)
 	    (unsigned long long)size);
 }
 
+/* fsync path and the two directories above it (LOCAL, DOMAIN, mail). */
+static int
+maildir_fsync_tree(const char *path)
+{
+	char p[PATH_MAX];
+	if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (int level = 0; level < 3; level++) {
+		if (fs_fsync_dir(p) < 0 || fs_fsync_parent(p) < 0)
+			return -1;
+		char *slash = strrchr(p, '/');
+		if (slash == NULL || slash == p)
+			break;
+		*slash = '\0';
+	}
+	return 0;
+}
+
 /* Fallback when src is on another file system: copy through tmp/. */
 static int
 maildir_copy_in(const char *path, const char *src, const char *name,
@@ -132,8 +152,10 @@ maildir_deliver(const char *path, const char *src, uint64_t size,
 		if (errno == EEXIST && attempt < 5)
 			continue;
 		if (errno == ENOENT && attempt == 0) {
-			/* Maildir removed behind our back: make it again. */
-			if (maildir_create(path) < 0)
+			/* Maildir removed behind our back: make it again, and
+			 * make the new directory entries durable too. */
+			if (maildir_create(path) < 0 ||
+			    maildir_fsync_tree(path) < 0)
 				return -1;
 			continue;
 		}
