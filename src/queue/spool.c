@@ -90,7 +90,7 @@ spool_flush(struct spool_file *sf)
 void
 spool_write(struct spool_file *sf, const void *p, size_t n)
 {
-	if (sf->error)
+	if (sf->error || n == 0)
 		return;
 	sf->size += n;
 	if (sf->buffered + n > SPOOL_BUF_SIZE && spool_flush(sf) < 0)
