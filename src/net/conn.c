@@ -397,6 +397,20 @@ conn_printf(struct conn *c, const char *fmt, ...)
 	va_end(ap);
 }
 
+void
+conn_vline(struct conn *c, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	line[n++] = '\r';
+	line[n++] = '\n';
+	conn_write(c, line, (size_t)n);
+}
+
 size_t
 conn_output_length(const struct conn *c)
 {

@@ -7,6 +7,7 @@
 #ifndef NET_CONN_H
 #define NET_CONN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -63,6 +64,9 @@ void conn_drain(struct conn *c, size_t n);
 void conn_write(struct conn *c, const void *p, size_t n);
 void conn_puts(struct conn *c, const char *s);
 void conn_printf(struct conn *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
+/* Writes one protocol line: the formatted text (cut at 1021 octets)
+ * and CRLF. */
+void conn_vline(struct conn *c, const char *fmt, va_list ap);
 size_t conn_output_length(const struct conn *c);
 
 /* Stop / restart reading from the socket (pending async work). */

@@ -32,26 +32,13 @@ pop3_enter_state(struct pop3_session *s, enum pop3_state st)
 	s->state = st;
 }
 
-static void
-pop3_vreply(struct pop3_session *s, const char *fmt, va_list ap)
-{
-	char line[1024];
-	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
-	line[n++] = '\r';
-	line[n++] = '\n';
-	conn_write(s->conn, line, (size_t)n);
-}
 
 void
 pop3_reply(struct pop3_session *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	pop3_vreply(s, fmt, ap);
+	conn_vline(s->conn, fmt, ap);
 	va_end(ap);
 }
 
@@ -67,7 +54,7 @@ pop3_reply_error(struct pop3_session *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	pop3_vreply(s, fmt, ap);
+	conn_vline(s->conn, fmt, ap);
 	va_end(ap);
 	if (++s->errors >= s->cfg->max_errors) {
 		pop3_reply(s, "-ERR Too many bad commands, closing");

@@ -94,26 +94,13 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 		    s->cfg->command_timeout);
 }
 
-static void
-smtp_vreply(struct smtp_session *s, const char *fmt, va_list ap)
-{
-	char line[1024];
-	int n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 3)
-		n = (int)sizeof(line) - 3;
-	line[n++] = '\r';
-	line[n++] = '\n';
-	conn_write(s->conn, line, (size_t)n);
-}
 
 void
 smtp_reply(struct smtp_session *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	smtp_vreply(s, fmt, ap);
+	conn_vline(s->conn, fmt, ap);
 	va_end(ap);
 }
 
@@ -129,7 +116,7 @@ smtp_reply_error(struct smtp_session *s, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	smtp_vreply(s, fmt, ap);
+	conn_vline(s->conn, fmt, ap);
 	va_end(ap);
 	if (++s->errors >= s->cfg->max_errors) {
 		log_info("session=%llu event=too-many-errors errors=%u",
