@@ -13,7 +13,7 @@ PYTEST   ?= /usr/bin/python3 -m pytest
 PYTEST_ARGS ?= -q -x -p no:cacheprovider
 
 PKGS     := libevent_core libevent_openssl libevent_pthreads libssl libcrypto \
-            sqlite3 libcrypt inih libgsasl
+            sqlite3 libcrypt inih libgsasl gmime-3.0 libunbound
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -7,7 +7,8 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev
 libevent-dev libssl-dev libsqlite3-dev sqlite3 libunbound-dev
 libgmime-3.0-dev libgsasl-dev libcrypt-dev libinih-dev libcmocka-dev
 python3 python3-pytest swaks libnet-ssleay-perl openssl
-fetchmail getmail6 msmtp gsasl"
+fetchmail getmail6 msmtp gsasl isync offlineimap3 unbound dnsmasq-base postfix
+libsasl2-modules dns-root-data"
 
 missing=""
 for p in $PKGS; do
@@ -21,6 +22,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 echo "deps.sh: installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
 $SUDO apt-get update -qq
 # shellcheck disable=SC2086
 $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -8,8 +8,7 @@
 #include "cli/serve.h"
 #include "core/config.h"
 #include "core/log.h"
-
-#define CORREO_VERSION "0.1.0"
+#include "core/version.h"
 
 static void
 usage(FILE *f)

@@ -20,8 +20,12 @@
 #include <event2/listener.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "core/xmalloc.h"
+#include "net/tls.h"
 #include "net/tls_internal.h"
 
 /* Stop reading from a socket while this much input waits unprocessed. */
@@ -41,6 +45,7 @@ struct conn {
 	bool discarding;	/* inside an over-long line */
 	bool paused;
 	bool tls;
+	bool tls_client;	/* we started the handshake (outbound) */
 	unsigned timeout;
 	unsigned close_wait_ms;
 	SSL *ssl;
@@ -48,6 +53,7 @@ struct conn {
 	struct event *line_deadline;	/* a line must end within timeout */
 	struct ip_count *ipc;
 	struct conn *prev, *next;
+	char error[256];	/* why it ended, see conn_error() */
 };
 
 /* Connections per client address: a small chained hash table. */
@@ -245,6 +251,8 @@ conn_on_write(struct bufferevent *bev, void *arg)
 		c->h->on_drained(c, c->ctx);
 }
 
+static void conn_log_tls_client(struct conn *c);
+
 static void
 conn_on_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -260,7 +268,9 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_CONNECTED) {
-		if (c->ssl)
+		if (c->ssl && c->tls_client)
+			conn_log_tls_client(c);
+		else if (c->ssl)
 			log_info("conn=%llu event=tls version=%s cipher=%s",
 			    (unsigned long long)c->id, conn_tls_version(c),
 			    conn_tls_cipher(c));
@@ -273,10 +283,18 @@ conn_on_event(struct bufferevent *bev, short what, void *arg)
 			ERR_error_string_n(e, text, sizeof(text));
 		log_info("conn=%llu event=tls-error ip=%s error=\"%s\"",
 		    (unsigned long long)c->id, c->peer, text);
-	} else if (what & BEV_EVENT_ERROR)
+		snprintf(c->error, sizeof(c->error), "TLS error: %s",
+		    text[0] ? text : "connection lost");
+	} else if (what & BEV_EVENT_ERROR) {
+		const char *text =
+		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
 		log_debug("conn=%llu event=error error=\"%s\"",
-		    (unsigned long long)c->id,
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		    (unsigned long long)c->id, text);
+		snprintf(c->error, sizeof(c->error), "%s", text);
+	} else if (what & BEV_EVENT_EOF)
+		snprintf(c->error, sizeof(c->error), "connection closed by peer");
+	else if (what & BEV_EVENT_TIMEOUT)
+		snprintf(c->error, sizeof(c->error), "write timeout");
 	/* EOF, error, or write timeout: the connection is over. */
 	c->closing = true;
 	c->close_wait_ms = CONN_CLOSE_WAIT_MS;
@@ -493,22 +511,17 @@ conn_is_tls(const struct conn *c)
 	return c->tls;
 }
 
-/* Wraps c->bev in a TLS filter, as server. */
+/* Wraps c->bev in a TLS filter for ssl (taken over), in the role that
+ * state says. */
 static int
-conn_wrap_tls(struct conn *c)
+conn_wrap_ssl(struct conn *c, SSL *ssl, enum bufferevent_ssl_state state)
 {
-	SSL_CTX *ctx = tls_current_ctx();
-	if (ctx == NULL)
-		return -1;
-	SSL *ssl = SSL_new(ctx);
-	if (ssl == NULL)
-		return -1;
 	/* Without a high watermark below it, the filter would encrypt all
 	 * queued output at once into the socket's buffer, and the protocol's
 	 * output limits would never take effect. */
 	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 64 * 1024);
 	struct bufferevent *tls = bufferevent_openssl_filter_new(net.base,
-	    c->bev, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    c->bev, ssl, state,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (tls == NULL) {
 		SSL_free(ssl);
@@ -526,13 +539,24 @@ conn_wrap_tls(struct conn *c)
 	return 0;
 }
 
-int
-conn_start_tls(struct conn *c)
+/* Wraps c->bev in a TLS filter, as server. */
+static int
+conn_wrap_tls(struct conn *c)
 {
-	if (c->tls || c->closing || tls_current_ctx() == NULL)
+	SSL_CTX *ctx = tls_current_ctx();
+	if (ctx == NULL)
 		return -1;
-	/* Plaintext pipelined after the command must never be read as if it
-	 * came through TLS. */
+	SSL *ssl = SSL_new(ctx);
+	if (ssl == NULL)
+		return -1;
+	return conn_wrap_ssl(c, ssl, BUFFEREVENT_SSL_ACCEPTING);
+}
+
+/* Plaintext pipelined after the STARTTLS exchange must never be read as
+ * if it came through TLS (CVE-2011-0411 and its mirror in clients). */
+static void
+conn_discard_plaintext(struct conn *c)
+{
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	size_t junk = evbuffer_get_length(in);
 	if (junk) {
@@ -541,6 +565,14 @@ conn_start_tls(struct conn *c)
 		evbuffer_drain(in, junk);
 	}
 	c->discarding = false;
+}
+
+int
+conn_start_tls(struct conn *c)
+{
+	if (c->tls || c->closing || tls_current_ctx() == NULL)
+		return -1;
+	conn_discard_plaintext(c);
 	return conn_wrap_tls(c);
 }
 
@@ -773,4 +805,313 @@ net_close_all(void)
 {
 	while (net.all)
 		conn_finish(net.all);
+}
+
+/* ---- errors, abort ---- */
+
+const char *
+conn_error(const struct conn *c)
+{
+	return c->error;
+}
+
+void
+conn_abort(struct conn *c)
+{
+	if (c->closing && c->close_wait_ms >= CONN_CLOSE_WAIT_MS)
+		return;
+	c->closing = true;
+	c->close_wait_ms = CONN_CLOSE_WAIT_MS;	/* no waiting for output */
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	conn_schedule_finish(c);
+}
+
+/* ---- outbound connections ---- */
+
+struct conn_connect {
+	struct event *ev;
+	int fd;
+	int early_errno;	/* connect() failed at once */
+	enum service svc;
+	char peer[INET6_ADDRSTRLEN];
+	unsigned port;
+	conn_connect_fn fn;
+	void *arg;
+};
+
+/* A numeric address into ss; 0 or -1. */
+static int
+conn_parse_addr(const char *text, unsigned port, struct sockaddr_storage *ss,
+    socklen_t *len)
+{
+	memset(ss, 0, sizeof(*ss));
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, text, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		*len = sizeof(*s4);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, text, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		*len = sizeof(*s6);
+		return 0;
+	}
+	return -1;
+}
+
+static void
+conn_connect_free(struct conn_connect *cc)
+{
+	if (cc->ev)
+		event_free(cc->ev);
+	if (cc->fd >= 0)
+		close(cc->fd);
+	free(cc);
+}
+
+static void
+conn_on_connect(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn_connect *cc = arg;
+	conn_connect_fn fn = cc->fn;
+	void *fn_arg = cc->arg;
+	char error[128];
+	int err = cc->early_errno;
+	socklen_t elen = sizeof(err);
+
+	if (err == 0 && (what & EV_TIMEOUT))
+		err = ETIMEDOUT;
+	else if (err == 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err,
+	    &elen) < 0)
+		err = errno;
+	if (err != 0) {
+		snprintf(error, sizeof(error), "%s", err == ETIMEDOUT ?
+		    "connection timed out" : strerror(err));
+		log_info("event=connect-failed ip=%s port=%u error=\"%s\"",
+		    cc->peer, cc->port, error);
+		conn_connect_free(cc);
+		fn(NULL, error, fn_arg);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct conn *c = conn_new(cc->fd, cc->svc, cc->peer);
+	cc->fd = -1;		/* conn_new owns (or closed) it */
+	if (c != NULL) {
+		struct sockaddr_storage local;
+		socklen_t llen = sizeof(local);
+		c->peer_port = cc->port;
+		if (getsockname(fd, (struct sockaddr *)&local, &llen) == 0)
+			sockaddr_text((struct sockaddr *)&local, c->local,
+			    sizeof(c->local), NULL);
+		log_info("conn=%llu event=connect-out ip=%s port=%u local=%s",
+		    (unsigned long long)c->id, c->peer, c->peer_port,
+		    c->local);
+	}
+	conn_connect_free(cc);
+	fn(c, c ? NULL : "out of resources", fn_arg);
+}
+
+/* Makes the socket, binds source, starts connect(); 0 or -1 (*error_r). */
+static int
+conn_connect_start(struct conn_connect *cc, const struct sockaddr_storage *ss,
+    socklen_t len, const char *source, char **error_r)
+{
+	struct sockaddr_storage src;
+	socklen_t slen;
+	if (source && source[0] && (conn_parse_addr(source, 0, &src,
+	    &slen) < 0 || src.ss_family != ss->ss_family)) {
+		*error_r = x_asprintf("source address %s is not a numeric "
+		    "address of the family of %s", source, cc->peer);
+		return -1;
+	}
+	cc->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (cc->fd < 0) {
+		*error_r = x_asprintf("socket: %s", strerror(errno));
+		return -1;
+	}
+	if (source && source[0] && bind(cc->fd, (struct sockaddr *)&src,
+	    slen) < 0) {
+		*error_r = x_asprintf("bind %s: %s", source, strerror(errno));
+		return -1;
+	}
+	if (connect(cc->fd, (const struct sockaddr *)ss, len) < 0 &&
+	    errno != EINPROGRESS)
+		cc->early_errno = errno;
+	return 0;
+}
+
+struct conn_connect *
+conn_connect(const char *addr, unsigned port, const char *source,
+    unsigned timeout_ms, enum service svc, conn_connect_fn fn, void *arg,
+    char **error_r)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (port == 0 || port > 65535 || conn_parse_addr(addr, port, &ss,
+	    &len) < 0) {
+		*error_r = x_asprintf("%s port %u is not a numeric address "
+		    "and port", addr, port);
+		return NULL;
+	}
+	struct conn_connect *cc = x_calloc(1, sizeof(*cc));
+	cc->fd = -1;
+	cc->svc = svc;
+	cc->port = port;
+	cc->fn = fn;
+	cc->arg = arg;
+	sockaddr_text((struct sockaddr *)&ss, cc->peer, sizeof(cc->peer),
+	    NULL);
+	if (conn_connect_start(cc, &ss, len, source, error_r) < 0) {
+		conn_connect_free(cc);
+		return NULL;
+	}
+	cc->ev = event_new(net.base, cc->fd, EV_WRITE, conn_on_connect, cc);
+	if (cc->ev == NULL)
+		fatalx("event_new failed");
+	struct timeval tv = { (time_t)(timeout_ms / 1000),
+	    (suseconds_t)(timeout_ms % 1000) * 1000 };
+	if (cc->early_errno)
+		event_active(cc->ev, EV_WRITE, 0);
+	else
+		event_add(cc->ev, timeout_ms ? &tv : NULL);
+	return cc;
+}
+
+void
+conn_connect_cancel(struct conn_connect *cc)
+{
+	if (cc)
+		conn_connect_free(cc);
+}
+
+/* ---- client TLS ---- */
+
+static bool
+is_ip_literal(const char *s)
+{
+	unsigned char a[16];
+	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
+/* Sets the names and TLSA records of o on ssl; 0 or -1. */
+static int
+conn_tls_client_names(SSL *ssl, const struct conn_tls_client *o)
+{
+	const char *name = o->server_name;
+	if (o->ntlsa > 0) {
+		if (name == NULL || name[0] == '\0' || is_ip_literal(name) ||
+		    SSL_dane_enable(ssl, name) <= 0)
+			return -1;
+		SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+		for (size_t i = 0; i < o->ntlsa; i++) {
+			const struct conn_tlsa *t = &o->tlsa[i];
+			/* 0: unusable (skipped), < 0: malformed (skipped). */
+			if (SSL_dane_tlsa_add(ssl, t->usage, t->selector,
+			    t->mtype, t->data, t->len) <= 0)
+				ERR_clear_error();
+		}
+		return 0;
+	}
+	if (name == NULL || name[0] == '\0')
+		return 0;
+	if (is_ip_literal(name))
+		return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl),
+		    name) == 1 ? 0 : -1;
+	if (SSL_set_tlsext_host_name(ssl, name) != 1 ||
+	    SSL_set1_host(ssl, name) != 1)
+		return -1;
+	return 0;
+}
+
+int
+conn_start_tls_client(struct conn *c, const struct conn_tls_client *o)
+{
+	SSL_CTX *ctx;
+	if (c->tls || c->closing || (ctx = tls_client_ctx()) == NULL)
+		return -1;
+	SSL *ssl = SSL_new(ctx);
+	if (ssl == NULL)
+		return -1;
+	if (conn_tls_client_names(ssl, o) < 0) {
+		ERR_clear_error();
+		SSL_free(ssl);
+		return -1;
+	}
+	conn_discard_plaintext(c);
+	c->tls_client = true;
+	return conn_wrap_ssl(c, ssl, BUFFEREVENT_SSL_CONNECTING);
+}
+
+enum conn_tls_auth
+conn_tls_peer_auth(const struct conn *c, const char **reason_r)
+{
+	const char *reason = "ok";
+	enum conn_tls_auth a = CONN_TLS_AUTH_NONE;
+	long v;
+
+	if (c->ssl == NULL || !SSL_is_init_finished(c->ssl))
+		reason = "no TLS";
+	else if (SSL_get0_peer_certificate(c->ssl) == NULL)
+		reason = "no peer certificate";
+	else if ((v = SSL_get_verify_result(c->ssl)) != X509_V_OK)
+		reason = X509_verify_cert_error_string(v);
+	else if (SSL_get0_dane_authority(c->ssl, NULL, NULL) >= 0)
+		a = CONN_TLS_AUTH_DANE;
+	else
+		a = CONN_TLS_AUTH_PKIX;
+	if (reason_r)
+		*reason_r = reason;
+	return a;
+}
+
+unsigned
+conn_tls_peer_chain_length(const struct conn *c)
+{
+	STACK_OF(X509) *chain = c->ssl ? SSL_get_peer_cert_chain(c->ssl) :
+	    NULL;
+	return chain ? (unsigned)sk_X509_num(chain) : 0;
+}
+
+int
+conn_tls_peer_digest(const struct conn *c, unsigned depth, bool spki,
+    bool sha512, unsigned char out[64], size_t *len_r)
+{
+	const EVP_MD *md = sha512 ? EVP_sha512() : EVP_sha256();
+	unsigned n = 0;
+	if (depth >= conn_tls_peer_chain_length(c))
+		return -1;
+	X509 *x = sk_X509_value(SSL_get_peer_cert_chain(c->ssl), (int)depth);
+	if (!spki) {
+		if (X509_digest(x, md, out, &n) != 1)
+			return -1;
+		*len_r = n;
+		return 0;
+	}
+	/* The DER of the whole SubjectPublicKeyInfo (RFC 6698 selector 1),
+	 * not X509_pubkey_digest()'s key bits alone. */
+	unsigned char *der = NULL;
+	int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	int ok = len > 0 && EVP_Digest(der, (size_t)len, out, &n, md,
+	    NULL) == 1;
+	OPENSSL_free(der);
+	if (!ok)
+		return -1;
+	*len_r = n;
+	return 0;
+}
+
+static void
+conn_log_tls_client(struct conn *c)
+{
+	const char *reason;
+	enum conn_tls_auth a = conn_tls_peer_auth(c, &reason);
+	log_info("conn=%llu event=tls-client version=%s cipher=%s auth=%s "
+	    "verify=\"%s\"", (unsigned long long)c->id, conn_tls_version(c),
+	    conn_tls_cipher(c), a == CONN_TLS_AUTH_DANE ? "dane" :
+	    a == CONN_TLS_AUTH_PKIX ? "pkix" : "none", reason);
 }

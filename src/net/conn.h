@@ -98,6 +98,91 @@ const char *conn_tls_cipher(const struct conn *c);
  * TLS or before the handshake. */
 int conn_tls_exporter(const struct conn *c, unsigned char out[32]);
 
+/* Why the connection ended, once it has: "connection closed by peer",
+ * the socket error, or the TLS error; "" when none was seen (still open,
+ * or closed by conn_close()). For the SMTP client's delivery reports. */
+const char *conn_error(const struct conn *c);
+/* Closes at once, throwing away queued output (a message that must not be
+ * completed, a peer that stopped reading); on_closed follows later. */
+void conn_abort(struct conn *c);
+
+/* ---- outbound connections (the SMTP client) ---- */
+
+struct conn_connect;
+
+/* Ends an outbound attempt: c is the new connection (set its handler at
+ * once; it is not counted in the limits), or NULL and error says why
+ * ("Connection refused", "connection timed out"). */
+typedef void (*conn_connect_fn)(struct conn *c, const char *error,
+    void *arg);
+
+/* Starts a non-blocking TCP connection to addr, a numeric IPv4 or IPv6
+ * address ("192.0.2.1", "2001:db8::1": names are resolved elsewhere),
+ * port port, from the numeric local address source (NULL or "": the
+ * kernel chooses). fn is called once, from the loop and never from inside
+ * this call, at the latest after timeout_ms (0: the kernel's own limit).
+ * svc is what conn_service() reports. Returns the attempt, or NULL with
+ * *error_r allocated when addr or source is not a usable numeric address
+ * (fn is not called then). */
+struct conn_connect *conn_connect(const char *addr, unsigned port,
+    const char *source, unsigned timeout_ms, enum service svc,
+    conn_connect_fn fn, void *arg, char **error_r);
+/* Abandons a pending attempt: fn is not called. Pending attempts are not
+ * part of net_close_all(): cancel them before freeing the loop. */
+void conn_connect_cancel(struct conn_connect *cc);
+
+/* One TLSA record (RFC 6698) for DANE; data is copied. */
+struct conn_tlsa {
+	uint8_t usage;		/* 2 DANE-TA, 3 DANE-EE (0, 1 also work) */
+	uint8_t selector;	/* 0 certificate, 1 SubjectPublicKeyInfo */
+	uint8_t mtype;		/* 0 full, 1 SHA2-256, 2 SHA2-512 */
+	const unsigned char *data;
+	size_t len;
+};
+
+struct conn_tls_client {
+	/* SNI (when not an IP literal) and the name the certificate is
+	 * verified against; NULL: neither. With TLSA records it is the TLSA
+	 * base domain (RFC 7672), required. */
+	const char *server_name;
+	/* DANE: when one of these is usable, the peer is authenticated by
+	 * them alone (DANE-EE ignores names, RFC 7672 3.1.1); unusable ones
+	 * are skipped, and with none usable PKIX applies. */
+	const struct conn_tlsa *tlsa;
+	size_t ntlsa;
+};
+
+/* Starts a TLS client handshake on an outbound connection: send the
+ * STARTTLS command and read its 220 reply first. Whatever the server sent
+ * after that reply is thrown away, so nothing it sent in plaintext is
+ * read as if it came through TLS. Output written now is sent once the
+ * handshake is done; a failed handshake closes the connection
+ * (conn_error() says why). Verification never stops the handshake: read
+ * conn_tls_peer_auth() once data arrived. TLS 1.2 or later. 0, or -1
+ * (already TLS, closing, no client context, bad TLSA base domain). */
+int conn_start_tls_client(struct conn *c, const struct conn_tls_client *o);
+
+enum conn_tls_auth {
+	CONN_TLS_AUTH_NONE,	/* no TLS, no handshake yet, or unverified */
+	CONN_TLS_AUTH_PKIX,	/* a chain to a trusted CA and the name */
+	CONN_TLS_AUTH_DANE	/* matched a TLSA record */
+};
+
+/* How the peer of a finished handshake was authenticated; *reason_r (may
+ * be NULL) gets a static text: "ok" or why not ("certificate has
+ * expired", "no TLS", ...). */
+enum conn_tls_auth conn_tls_peer_auth(const struct conn *c,
+    const char **reason_r);
+/* Certificates the peer sent, its own first (0 without TLS). */
+unsigned conn_tls_peer_chain_length(const struct conn *c);
+/* The digest of the peer's certificate at depth (0: its own), of the
+ * whole DER certificate (spki false) or of its SubjectPublicKeyInfo (spki
+ * true), SHA2-256 or SHA2-512 (sha512): what a TLSA record of selector
+ * 0/1 and matching type 1/2 holds. out has 64 octets; *len_r gets 32 or
+ * 64. 0, or -1 (no TLS, no such certificate). */
+int conn_tls_peer_digest(const struct conn *c, unsigned depth, bool spki,
+    bool sha512, unsigned char out[64], size_t *len_r);
+
 /* ---- listeners ---- */
 
 enum conn_refusal {

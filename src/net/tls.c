@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +23,7 @@
 #include "net/tls_internal.h"
 
 static SSL_CTX *tls_ctx;
+static SSL_CTX *tls_client;	/* outbound connections */
 
 SSL_CTX *
 tls_current_ctx(void)
@@ -180,4 +182,48 @@ tls_free(void)
 {
 	SSL_CTX_free(tls_ctx);
 	tls_ctx = NULL;
+	SSL_CTX_free(tls_client);
+	tls_client = NULL;
+}
+
+/* ---- client ---- */
+
+int
+tls_client_setup(const char *ca_file, char **error_r)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL) {
+		*error_r = tls_error_text("SSL_CTX_new");
+		return -1;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION |
+	    SSL_OP_NO_RENEGOTIATION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* Opportunistic TLS (RFC 7435) must not fail on an unverifiable
+	 * certificate: verification runs, and its result is read after the
+	 * handshake by whoever has a policy that requires it. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	if (SSL_CTX_set_default_verify_paths(ctx) != 1)
+		ERR_clear_error();	/* no system store: PKIX never passes */
+	if ((ca_file && SSL_CTX_load_verify_locations(ctx, ca_file,
+	    NULL) != 1) || SSL_CTX_dane_enable(ctx) <= 0) {
+		*error_r = tls_error_text(ca_file ? ca_file : "DANE");
+		SSL_CTX_free(ctx);
+		return -1;
+	}
+	SSL_CTX_free(tls_client);
+	tls_client = ctx;
+	return 0;
+}
+
+struct ssl_ctx_st *
+tls_client_ctx(void)
+{
+	char *error = NULL;
+	if (tls_client == NULL && tls_client_setup(NULL, &error) < 0) {
+		log_warnx("event=tls-client-unavailable error=\"%s\"", error);
+		free(error);
+	}
+	return tls_client;
 }

@@ -10,9 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth/userdb.h"
 #include "core/pool.h"
 #include "core/xmalloc.h"
 #include "pop3/pop3_parse.h"
+#include "store/notify.h"
 
 #define POP3_READ_CHUNK	(16 * 1024)
 
@@ -325,6 +327,13 @@ pop3_update_done(void *arg)
 {
 	struct pop3_session *s = arg;
 	s->busy = false;
+	if (s->job_status != 0 && s->user) {
+		/* IMAP sessions on this maildrop see the deletions. */
+		char *root = userdb_maildir_path(s->cfg->data_dir, s->user);
+		if (root)
+			notify_changed(root);
+		free(root);
+	}
 	if (s->gone) {
 		pop3_session_release(s);
 		return;

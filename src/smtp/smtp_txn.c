@@ -16,6 +16,7 @@
 #include "core/util.h"
 #include "core/xmalloc.h"
 #include "smtp/smtp_from.h"
+#include "store/notify.h"
 
 void
 smtp_txn_reset(struct smtp_session *s)
@@ -299,6 +300,9 @@ smtp_delivery_done(void *arg)
 	struct local_delivery *ld = &t->delivery;
 
 	s->busy = false;
+	/* IMAP sessions of these users (IDLE) learn of the new mail now. */
+	for (size_t i = 0; i < ld->maildirs.n; i++)
+		notify_changed(ld->maildirs.v[i]);
 	if (s->gone) {
 		/* The client left before the reply: nothing was acknowledged,
 		 * whatever reached the mailboxes stays there. */

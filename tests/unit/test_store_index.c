@@ -139,11 +139,16 @@ find_uid(const struct store_mailbox *mb, uint32_t uid)
 static void
 test_mailbox_names(void **state)
 {
+	/* "/" separates levels; a "." inside a level is escaped on disk. */
 	static const char *const good[] = { "INBOX", "inbox", "InBoX", "Sent",
-	    "Archive.2026", "Entw\xc3\xbcrfe", "a b", "x:y" };
-	static const char *const bad[] = { "../x", ".x", "a/b", "a..b", "",
-	    "a\\b", "a\nb", "tab\there", "del\x7f", "trailing.",
-	    "bad\xc3utf8", "\xed\xa0\x80surrogate", "\xc0\xafoverlong" };
+	    "Archive.2026", "Archive/2026", "Entw\xc3\xbcrfe", "a b", "x:y",
+	    "a..b", "trailing.", "100%", "a\\b", "INBOX/child", "a/b/c",
+	    "\xe2\x82\xac/\xf0\x9f\x93\xa7" };
+	static const char *const bad[] = { "../x", ".x", "a//b", "", "/a",
+	    "a/", "/", "a/../b", "a/./b", "a/.hidden", ".", "..", "a\nb",
+	    "tab\there", "del\x7f", "c1\xc2\x85", "bad\xc3utf8",
+	    "\xed\xa0\x80surrogate", "\xc0\xafoverlong",
+	    "\xf8\x88\x80\x80\x80" };
 	char longname[300];
 	(void)state;
 
@@ -155,7 +160,16 @@ test_mailbox_names(void **state)
 	memset(longname, 'a', 256);
 	longname[256] = '\0';
 	assert_false(store_mailbox_name_ok(longname));
+	/* 255 octets would need a folder ".NAME" of 256. */
 	longname[255] = '\0';
+	assert_false(store_mailbox_name_ok(longname));
+	longname[254] = '\0';
+	assert_true(store_mailbox_name_ok(longname));
+	/* 255 octets, but escaped the folder name would not fit. */
+	memset(longname, '.', 255);
+	longname[0] = 'x';
+	assert_false(store_mailbox_name_ok(longname));
+	longname[84] = '\0';	/* 1 + 1 + 83 * 3 = 251 octets on disk */
 	assert_true(store_mailbox_name_ok(longname));
 }
 
@@ -518,10 +532,15 @@ test_folders(void **state)
 
 	struct store *st = open_store(fx);
 	load(st, "INBOX", &inbox);
-	assert_int_equal(store_mailbox_create(st, "Sent", &err), 0);
-	snprintf(path, sizeof(path), "%s/.Sent", fx->root);
+	assert_int_equal(store_mailbox_create(st, "Work", &err), 0);
+	snprintf(path, sizeof(path), "%s/.Work", fx->root);
 	assert_true(exists(path, "cur", ""));
 	assert_true(exists(path, "", "maildirfolder"));
+	assert_int_equal(store_mailbox_create(st, "Work", &err), -1);
+	assert_int_equal(errno, EEXIST);
+	free(err);
+	err = NULL;
+	/* Made with the index. */
 	assert_int_equal(store_mailbox_create(st, "Sent", &err), -1);
 	assert_int_equal(errno, EEXIST);
 	free(err);
@@ -534,17 +553,23 @@ test_folders(void **state)
 	err = NULL;
 
 	put_file(path, "new", "sent1", 10);
-	load(st, "Sent", &sent);
+	load(st, "Work", &sent);
 	assert_int_equal(sent.count, 1);
 	assert_int_equal(sent.msgs[0].uid, 1);
 	assert_true(sent.uidvalidity != inbox.uidvalidity);
-	assert_non_null(strstr(sent.msgs[0].path, "/.Sent/cur/sent1:2,"));
+	assert_non_null(strstr(sent.msgs[0].path, "/.Work/cur/sent1:2,"));
 
-	/* A Maildir++ folder moved in from elsewhere. */
+	/* A Maildir++ folder moved in from elsewhere: "." is a level. */
 	snprintf(path, sizeof(path), "%s/.Archive.2026", fx->root);
 	assert_int_equal(maildir_create(path), 0);
 	put_file(path, "cur", "old:2,S", 10);
-	load(st, "Archive.2026", &arch);
+	assert_int_equal(store_mailbox_load(st, "Archive.2026", &arch, &err),
+	    -1);
+	assert_int_equal(errno, ENOENT);
+	free(err);
+	err = NULL;
+	store_mailbox_free(&arch);
+	load(st, "Archive/2026", &arch);
 	assert_int_equal(arch.count, 1);
 	assert_int_equal(arch.msgs[0].flags, STORE_F_SEEN);
 	assert_true(arch.uidvalidity != sent.uidvalidity);
