@@ -22,12 +22,14 @@
 #include "core/pool.h"
 #include "core/timer.h"
 #include "core/xmalloc.h"
+#include "imap/imap.h"
 #include "net/conn.h"
 #include "net/tls.h"
 #include "queue/queue.h"
 #include "queue/spool.h"
 #include "pop3/pop3.h"
 #include "smtp/smtp.h"
+#include "store/mime.h"
 
 #define SERVE_WORKERS	4
 #define SHUTDOWN_GRACE_MS 5000
@@ -40,6 +42,7 @@ static struct {
 	size_t nold;
 	struct smtp_server *smtp;
 	struct pop3_server *pop3;
+	struct imap_server *imap;
 	struct userdb *db;
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
 	unsigned stop_ticks;
@@ -131,6 +134,7 @@ serve_on_hup(evutil_socket_t sig, short what, void *arg)
 	srv.cfg = next;
 	smtp_server_set_config(srv.smtp, next);
 	pop3_server_set_config(srv.pop3, next);
+	imap_server_set_config(srv.imap, next);
 	net_init(srv.base, next->max_connections, next->max_connections_per_ip);
 	log_info("event=reload result=ok path=%s", next->path);
 }
@@ -207,6 +211,11 @@ serve_listen(const struct config *cfg)
 			fn = pop3_accept;
 			arg = srv.pop3;
 			break;
+		case SVC_IMAP:
+		case SVC_IMAPS:
+			fn = imap_accept;
+			arg = srv.imap;
+			break;
 		default:
 			break;
 		}
@@ -275,6 +284,8 @@ serve_cleanup(void)
 		smtp_server_free(srv.smtp);
 	if (srv.pop3)
 		pop3_server_free(srv.pop3);
+	if (srv.imap)
+		imap_server_free(srv.imap);
 	if (srv.db)
 		userdb_close(srv.db);
 	event_free(srv.sig_term);
@@ -326,6 +337,8 @@ serve_main(struct config *cfg, int verbose)
 	}
 	srv.smtp = smtp_server_new(cfg, srv.db);
 	srv.pop3 = pop3_server_new(cfg, srv.db);
+	srv.imap = imap_server_new(cfg, srv.db);
+	mime_init();
 	net_init(srv.base, cfg->max_connections, cfg->max_connections_per_ip);
 	srv.sig_term = evsignal_new(srv.base, SIGTERM, serve_on_stop, NULL);
 	srv.sig_int = evsignal_new(srv.base, SIGINT, serve_on_stop, NULL);

@@ -4,7 +4,15 @@
  * the store runs its work on the thread pool (busy set, input paused);
  * while it runs only that job touches the session's store and view, and
  * the loop touches neither. The job's output goes to s->out, which the
- * done callback writes to the connection. */
+ * core writes to the connection when the job is done.
+ *
+ * A command's life: imap_session.c parses it into s->cmd, checks the state
+ * it is allowed in, and calls its imap_cmd_* handler on the loop. The
+ * handler either answers at once (imap_send, imap_tagged) or starts a job
+ * (imap_job). The command ends (imap_command_end: s->cmd freed, APPEND
+ * files removed, input read on) after the handler or the job's done
+ * callback returns, unless a job is running (s->busy), a FETCH continues
+ * (s->fetch), or the session waits for input of its own (IDLE, SASL). */
 #ifndef IMAP_SESSION_H
 #define IMAP_SESSION_H
 
@@ -112,6 +120,7 @@ struct imap_session {
 
 	struct imap_command cmd;	/* the command being run */
 	bool have_cmd;
+	bool in_process;		/* inside the input loop */
 
 	/* authentication */
 	struct sasl_exchange *sasl;
@@ -148,15 +157,23 @@ struct imap_session {
 
 /* imap_session.c */
 void imap_enter_state(struct imap_session *s, enum imap_state st);
-/* Writes a line (CRLF added) straight to the connection. */
+/* Writes s->out to the connection (loop thread). */
+void imap_flush(struct imap_session *s);
+/* Writes a line (CRLF added) to the connection (loop thread). */
 void imap_send(struct imap_session *s, const char *fmt, ...)
     PRINTF_LIKE(2, 3);
 /* The tagged completion of the current command: "OK", "NO" or "BAD"
- * with text (which may start with a [CODE]). BAD and NO count errors. */
+ * with text (which may start with a [CODE]), written to the connection
+ * (loop thread). BAD counts as an error (max_errors). */
 void imap_tagged(struct imap_session *s, const char *status,
     const char *fmt, ...) PRINTF_LIKE(3, 4);
-/* Runs work on the pool, then done on the loop; then the command ends
- * and input resumes unless done started another job. */
+/* Appends the tagged completion to s->out (pool or loop): like
+ * imap_tagged, for job work functions. */
+void imap_out_tagged(struct imap_session *s, const char *status,
+    const char *fmt, ...) PRINTF_LIKE(3, 4);
+/* Runs work on the pool, then (on the loop) writes s->out to the
+ * connection and calls done (may be NULL); then the command ends unless
+ * done started another job or left s->fetch set. */
 void imap_job(struct imap_session *s, void (*work)(struct imap_session *),
     void (*done)(struct imap_session *));
 void imap_close(struct imap_session *s);
@@ -166,6 +183,9 @@ void imap_resume(struct imap_session *s);
 const char *imap_capabilities(const struct imap_session *s);
 /* The command has finished: frees it, resumes reading. */
 void imap_command_end(struct imap_session *s);
+/* Removes APPEND literal files not committed (path still set). A handler
+ * that committed s->afiles[i] frees and NULLs its path. */
+void imap_append_files_free(struct imap_session *s);
 
 /* imap_auth.c */
 void imap_cmd_login(struct imap_session *s);
@@ -175,8 +195,9 @@ void imap_auth_reset(struct imap_session *s);
 
 /* imap_mailbox.c: names and mailbox commands. */
 /* The store name of a client's mailbox argument (mUTF-7 decoded unless
- * UTF-8 is on, INBOX normalised), allocated, or NULL after a reply
- * (BAD/NO) was written to s->out (when on the pool) or sent. */
+ * UTF-8 is on, INBOX normalised, a trailing "/" removed), allocated, or
+ * NULL after the complete tagged reply ("tag NO/BAD ...\r\n") was
+ * appended to err. */
 char *imap_mailbox_from_client(struct imap_session *s,
     const struct imap_string *arg, struct buf *err);
 /* Appends a store name as the client wants it (mUTF-7 or UTF-8), quoted
@@ -232,7 +253,6 @@ void imap_cmd_store(struct imap_session *s);
 void imap_cmd_copy(struct imap_session *s);
 void imap_cmd_expunge(struct imap_session *s);
 void imap_cmd_append(struct imap_session *s);
-void imap_append_files_free(struct imap_session *s);
 
 /* imap_idle.c */
 void imap_cmd_idle(struct imap_session *s);

@@ -1,0 +1,238 @@
+/* IMAP LOGIN and AUTHENTICATE (RFC 9051 6.2.2, 6.2.3, RFC 4959 SASL-IR)
+ * on the shared SASL module, then opening the user's store.
+ *
+ * Untrusted input: user names, passwords and SASL responses. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth_async.h"
+#include "auth/sasl.h"
+#include "auth/throttle.h"
+#include "auth/userdb.h"
+#include "core/xmalloc.h"
+#include "imap/imap_session.h"
+
+void
+imap_auth_reset(struct imap_session *s)
+{
+	s->sasl_final = false;
+	if (s->auth_job) {
+		auth_job_cancel(s->auth_job);	/* frees the exchange */
+		s->auth_job = NULL;
+		s->sasl = NULL;
+		s->busy = false;
+	}
+	if (s->sasl) {
+		sasl_exchange_free(s->sasl);
+		s->sasl = NULL;
+	}
+}
+
+/* The exchange is over (any outcome): back to reading commands. */
+static void
+imap_auth_end(struct imap_session *s)
+{
+	imap_auth_reset(s);
+	s->input = IMAP_IN_COMMAND;
+}
+
+static void
+imap_auth_failed(struct imap_session *s, bool malformed)
+{
+	const char *authid = s->sasl ? sasl_authid(s->sasl) : "";
+
+	throttle_failure(conn_peer_addr(s->conn), malformed ? NULL : authid);
+	log_info("session=%llu event=auth result=fail ip=%s authid=%s",
+	    (unsigned long long)s->id, conn_peer_addr(s->conn), authid);
+	imap_auth_end(s);
+	if (malformed)
+		imap_tagged(s, "BAD", "Invalid base64 or SASL data");
+	else
+		imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication "
+		    "failed");
+}
+
+static void
+imap_login_open_work(struct imap_session *s)
+{
+	char *err = NULL;
+
+	s->store = store_open(s->cfg->data_dir, s->user, &err);
+	if (s->store == NULL) {
+		log_warnx("session=%llu event=store-open user=%s error=\"%s\"",
+		    (unsigned long long)s->id, s->user, err ? err : "?");
+		free(err);
+		imap_out_tagged(s, "NO", "[UNAVAILABLE] Your mailbox cannot be "
+		    "opened now");
+		return;
+	}
+	s->job_status = 1;
+}
+
+static void
+imap_login_open_done(struct imap_session *s)
+{
+	if (s->job_status != 1) {
+		x_free(&s->user);
+		return;
+	}
+	s->root = userdb_maildir_path(s->cfg->data_dir, s->user);
+	imap_enter_state(s, IMAP_ST_AUTH);
+	imap_watch_start(s);
+	imap_tagged(s, "OK", "[CAPABILITY %s] Logged in",
+	    imap_capabilities(s));
+}
+
+static void
+imap_auth_succeeded(struct imap_session *s)
+{
+	const char *user = sasl_user(s->sasl);
+
+	if (throttle_blocked(NULL, user)) {
+		log_info("session=%llu event=auth result=blocked user=%s",
+		    (unsigned long long)s->id, user);
+		imap_auth_end(s);
+		imap_tagged(s, "NO", "[UNAVAILABLE] Temporary authentication "
+		    "failure");
+		return;
+	}
+	throttle_success(conn_peer_addr(s->conn), user);
+	log_info("session=%llu event=auth result=ok user=%s ip=%s",
+	    (unsigned long long)s->id, user, conn_peer_addr(s->conn));
+	s->user = x_strdup(user);
+	imap_auth_end(s);
+	imap_job(s, imap_login_open_work, imap_login_open_done);
+}
+
+static void
+imap_auth_step_done(void *ctx, enum sasl_result r, char *out)
+{
+	struct imap_session *s = ctx;
+
+	s->auth_job = NULL;
+	s->busy = false;
+	switch (r) {
+	case SASL_CONTINUE:
+		s->input = IMAP_IN_SASL;
+		imap_send(s, "+ %s", out ? out : "");
+		break;
+	case SASL_OK:
+		/* IMAP has no success-with-data: SCRAM's server-final is a
+		 * challenge answered by an empty line (RFC 9051 6.2.2). */
+		if (out && out[0]) {
+			s->input = IMAP_IN_SASL;
+			s->sasl_final = true;
+			imap_send(s, "+ %s", out);
+			break;
+		}
+		imap_auth_succeeded(s);
+		break;
+	case SASL_FAIL:
+		imap_auth_failed(s, false);
+		break;
+	case SASL_MALFORMED:
+		imap_auth_failed(s, true);
+		break;
+	}
+	free(out);
+	imap_resume(s);
+}
+
+static void
+imap_auth_step(struct imap_session *s, char *in)
+{
+	s->busy = true;
+	conn_pause(s->conn);
+	s->auth_job = auth_step_start(s->sasl, conn_peer_addr(s->conn), in,
+	    imap_auth_step_done, s);
+}
+
+/* Checks what every authentication needs; false after a reply. */
+static bool
+imap_auth_allowed(struct imap_session *s)
+{
+	if (!conn_is_tls(s->conn)) {
+		imap_tagged(s, "NO", "[PRIVACYREQUIRED] Use STARTTLS or the "
+		    "imaps port before logging in");
+		return false;
+	}
+	if (throttle_blocked(conn_peer_addr(s->conn), NULL)) {
+		imap_tagged(s, "NO", "[UNAVAILABLE] Temporary authentication "
+		    "failure");
+		return false;
+	}
+	return true;
+}
+
+static bool
+imap_auth_new(struct imap_session *s, const char *mech)
+{
+	unsigned char cb[32];
+	bool have_cb = conn_tls_exporter(s->conn, cb) == 0;
+
+	s->sasl = sasl_exchange_new(s->srv->db, mech, have_cb ? cb : NULL,
+	    have_cb ? sizeof(cb) : 0);
+	if (s->sasl == NULL) {
+		imap_tagged(s, "NO", "[CANNOT] Unsupported authentication "
+		    "mechanism");
+		return false;
+	}
+	return true;
+}
+
+void
+imap_cmd_login(struct imap_session *s)
+{
+	const struct imap_string *u = &s->cmd.user, *p = &s->cmd.password;
+
+	if (!imap_auth_allowed(s))
+		return;
+	if (u->has_nul || p->has_nul || u->len == 0) {
+		imap_tagged(s, "NO", "[AUTHENTICATIONFAILED] Authentication "
+		    "failed");
+		return;
+	}
+	if (!imap_auth_new(s, "PLAIN"))
+		return;
+	imap_auth_step(s, auth_plain_response(u->data, p->data));
+}
+
+void
+imap_cmd_authenticate(struct imap_session *s)
+{
+	const struct imap_string *ir = &s->cmd.initial;
+
+	if (!imap_auth_allowed(s))
+		return;
+	if (!sasl_mechanism_offered(s->cmd.mech.data, true)) {
+		imap_tagged(s, "NO", "[CANNOT] Unsupported authentication "
+		    "mechanism");
+		return;
+	}
+	if (!imap_auth_new(s, s->cmd.mech.data))
+		return;
+	s->input = IMAP_IN_SASL;
+	imap_auth_step(s, x_strdup(ir->is_nil ? "" : ir->data));
+}
+
+void
+imap_sasl_input(struct imap_session *s, const char *line)
+{
+	if (strcmp(line, "*") == 0) {
+		imap_auth_end(s);
+		imap_tagged(s, "BAD", "Authentication aborted");
+		imap_command_end(s);
+		return;
+	}
+	if (s->sasl_final) {
+		s->sasl_final = false;
+		if (line[0] != '\0') {
+			imap_auth_failed(s, true);
+			imap_command_end(s);
+			return;
+		}
+		imap_auth_succeeded(s);
+		return;
+	}
+	imap_auth_step(s, x_strdup(line));
+}
