@@ -25,7 +25,9 @@
 #include "imap/imap.h"
 #include "net/conn.h"
 #include "net/tls.h"
+#include "queue/dns.h"
 #include "queue/queue.h"
+#include "queue/scheduler.h"
 #include "queue/spool.h"
 #include "pop3/pop3.h"
 #include "smtp/smtp.h"
@@ -43,6 +45,7 @@ static struct {
 	struct smtp_server *smtp;
 	struct pop3_server *pop3;
 	struct imap_server *imap;
+	struct dns_resolver *dns;
 	struct userdb *db;
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
 	unsigned stop_ticks;
@@ -135,6 +138,7 @@ serve_on_hup(evutil_socket_t sig, short what, void *arg)
 	smtp_server_set_config(srv.smtp, next);
 	pop3_server_set_config(srv.pop3, next);
 	imap_server_set_config(srv.imap, next);
+	scheduler_set_config(next);
 	net_init(srv.base, next->max_connections, next->max_connections_per_ip);
 	log_info("event=reload result=ok path=%s", next->path);
 }
@@ -278,7 +282,10 @@ serve_prepare(struct config *cfg)
 static void
 serve_cleanup(void)
 {
+	scheduler_stop();
 	pool_shutdown();
+	dns_resolver_free(srv.dns);
+	srv.dns = NULL;
 	net_close_all();
 	if (srv.smtp)
 		smtp_server_free(srv.smtp);
@@ -306,6 +313,26 @@ serve_cleanup(void)
 		free(srv.cfg);
 	}
 	memset(&srv, 0, sizeof(srv));
+}
+
+/* The resolver (its own thread, started after the privilege drop) and
+ * the outbound scheduler. */
+static int
+serve_start_delivery(const struct config *cfg)
+{
+	const char *err = NULL;
+	struct dns_config dc = {
+		.resolver = cfg->resolver,
+		.trust_anchor = NULL,
+		.timeout_ms = 0,
+	};
+
+	srv.dns = dns_resolver_new(srv.base, &dc, &err);
+	if (srv.dns == NULL) {
+		log_warnx("event=resolver error=\"%s\"", err ? err : "?");
+		return -1;
+	}
+	return scheduler_start(cfg, srv.db, srv.dns);
 }
 
 int
@@ -347,7 +374,8 @@ serve_main(struct config *cfg, int verbose)
 	event_add(srv.sig_int, NULL);
 	event_add(srv.sig_hup, NULL);
 	if (serve_listen(cfg) < 0 || serve_drop_privileges(cfg) < 0 ||
-	    pool_init(srv.base, SERVE_WORKERS) < 0) {
+	    pool_init(srv.base, SERVE_WORKERS) < 0 ||
+	    serve_start_delivery(cfg) < 0) {
 		serve_cleanup();
 		return 1;
 	}

@@ -45,6 +45,8 @@ enum key_type {
 	KEY_NAME,		/* a value that may not be empty */
 	KEY_SIZE,		/* bytes with an optional k, M or G suffix */
 	KEY_UINT,		/* an unsigned decimal in [min, max] */
+	KEY_DURATION,		/* seconds with an optional s, m, h or d
+				 * suffix, in [min, max] seconds */
 };
 
 struct config_key {
@@ -61,6 +63,8 @@ struct config_key {
 	{ sec, key, KEY_NAME, offsetof(struct config, field), 0, 0 }
 #define K_UINT(sec, key, field, lo, hi) \
 	{ sec, key, KEY_UINT, offsetof(struct config, field), lo, hi }
+#define K_DUR(sec, key, field, lo, hi) \
+	{ sec, key, KEY_DURATION, offsetof(struct config, field), lo, hi }
 #define SVC_KEY(id, name, tls) K_STR(name, "listen", listen[id]),
 
 #define CONFIG_SIZE_MIN 1024ULL
@@ -88,6 +92,15 @@ static const struct config_key config_keys[] = {
 	K_STR("delivery", "resolver", resolver),
 	K_UINT("delivery", "remote_port", remote_port, 1, 65535),
 	K_STR("delivery", "relayhost", relayhost),
+	K_STR("delivery", "relay_user", relay_user),
+	K_STR("delivery", "relay_password", relay_password),
+	K_DUR("delivery", "retry_min", retry_min, 1, 86400),
+	K_DUR("delivery", "retry_max", retry_max, 1, 7 * 86400),
+	K_DUR("delivery", "max_lifetime", max_lifetime, 1, 100 * 86400),
+	K_DUR("delivery", "delay_warning", delay_warning, 0, 100 * 86400),
+	K_UINT("delivery", "max_deliveries", max_deliveries, 1, 10000),
+	K_UINT("delivery", "max_per_destination", max_per_destination, 1,
+	    1000),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -151,6 +164,14 @@ config_init_common(struct config *cfg)
 	cfg->resolver = x_strdup("");
 	cfg->remote_port = 25;
 	cfg->relayhost = x_strdup("");
+	cfg->relay_user = x_strdup("");
+	cfg->relay_password = x_strdup("");
+	cfg->retry_min = 300;		/* Postfix's minimal_backoff_time */
+	cfg->retry_max = 4000;		/* and maximal_backoff_time */
+	cfg->max_lifetime = 5 * 86400;	/* RFC 5321 4.5.4.1: 4-5 days */
+	cfg->delay_warning = 4 * 3600;
+	cfg->max_deliveries = 20;
+	cfg->max_per_destination = 4;
 }
 
 void
@@ -213,6 +234,8 @@ config_free(struct config *cfg)
 	x_free(&cfg->tls_key);
 	x_free(&cfg->resolver);
 	x_free(&cfg->relayhost);
+	x_free(&cfg->relay_user);
+	x_free(&cfg->relay_password);
 }
 
 /* ---- loading ----------------------------------------------------------- */
@@ -318,6 +341,31 @@ config_reader(char *str, int num, void *stream)
 	return str;
 }
 
+/* "90", "90s", "5m", "4h", "5d" into seconds. */
+static int
+config_parse_duration(const char *s, uint64_t *out)
+{
+	char num[24];
+	size_t n = strlen(s);
+	uint64_t mult = 1, v;
+
+	if (n == 0 || n >= sizeof(num))
+		return -1;
+	switch (s[n - 1]) {
+	case 's': mult = 1; n--; break;
+	case 'm': mult = 60; n--; break;
+	case 'h': mult = 3600; n--; break;
+	case 'd': mult = 86400; n--; break;
+	default: break;
+	}
+	memcpy(num, s, n);
+	num[n] = '\0';
+	if (parse_uint(num, UINT32_MAX, &v) < 0 || v > UINT32_MAX / mult)
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
 static int
 config_set_number(struct config_parse *p, const struct config_key *k,
     const char *value)
@@ -333,6 +381,19 @@ config_set_number(struct config_parse *p, const struct config_key *k,
 			return -1;
 		}
 		*(uint64_t *)field = v;
+		return 0;
+	}
+	if (k->type == KEY_DURATION) {
+		if (config_parse_duration(value, &v) < 0 || v < k->min ||
+		    v > k->max) {
+			config_parse_error(p, "bad duration \"%s\" for %s: "
+			    "expected seconds with an optional s, m, h or d "
+			    "suffix, from %llus to %llus", value, k->name,
+			    (unsigned long long)k->min,
+			    (unsigned long long)k->max);
+			return -1;
+		}
+		*(unsigned *)field = (unsigned)v;
 		return 0;
 	}
 	if (parse_uint(value, k->max, &v) < 0 || v < k->min) {
@@ -361,6 +422,7 @@ config_set(struct config_parse *p, const struct config_key *k,
 		return 0;
 	case KEY_SIZE:
 	case KEY_UINT:
+	case KEY_DURATION:
 		return config_set_number(p, k, value);
 	}
 	return -1;

@@ -54,6 +54,14 @@ struct config {
 	char *resolver;
 	unsigned remote_port;		/* default 25 */
 	char *relayhost;
+	char *relay_user;		/* AUTH to the relayhost; "" none */
+	char *relay_password;
+	unsigned retry_min;		/* seconds: first retry after this */
+	unsigned retry_max;		/* back-off never waits longer */
+	unsigned max_lifetime;		/* bounce after this long queued */
+	unsigned delay_warning;		/* warn the sender; 0: never */
+	unsigned max_deliveries;	/* attempts in flight, in all */
+	unsigned max_per_destination;	/* attempts in flight per domain */
 };
 
 /* Fills cfg with the contract's defaults for a configuration file

@@ -44,10 +44,60 @@ queue_init(const char *data_dir)
 	return fs_mkdir_p(p, 0700);
 }
 
+void
+queue_envelope_add_rcpt(struct queue_envelope *env, const char *addr,
+    unsigned notify, const char *orcpt)
+{
+	strlist_add(&env->rcpts, addr);
+	struct dsn_rcpt *r = queue_envelope_state(env, env->rcpts.n - 1);
+	r->notify = notify;
+	r->orcpt = orcpt && orcpt[0] ? x_strdup(orcpt) : NULL;
+}
+
+struct dsn_rcpt *
+queue_envelope_state(struct queue_envelope *env, size_t i)
+{
+	if (i >= env->nstate) {
+		env->state = x_reallocarray(env->state, env->rcpts.n > i ?
+		    env->rcpts.n : i + 1, sizeof(*env->state));
+		for (size_t k = env->nstate; k <= i || k < env->rcpts.n; k++)
+			memset(&env->state[k], 0, sizeof(env->state[k]));
+		env->nstate = env->rcpts.n > i ? env->rcpts.n : i + 1;
+	}
+	struct dsn_rcpt *r = &env->state[i];
+	if (r->addr == NULL && i < env->rcpts.n)
+		r->addr = x_strdup(env->rcpts.v[i]);
+	return r;
+}
+
+void
+queue_envelope_filter(struct queue_envelope *env, const bool *keep)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < env->rcpts.n; i++) {
+		struct dsn_rcpt st = { 0 };
+		if (i < env->nstate)
+			st = env->state[i];
+		if (!keep[i]) {
+			free(env->rcpts.v[i]);
+			dsn_rcpt_free(&st);
+			continue;
+		}
+		env->rcpts.v[n] = env->rcpts.v[i];
+		if (i < env->nstate)
+			env->state[n] = st;
+		n++;
+	}
+	env->rcpts.n = n;
+	if (env->nstate > n)
+		env->nstate = n;
+}
+
 static void
 queue_format(const struct queue_envelope *env, struct buf *b)
 {
-	buf_printf(b, "version 1\nid %s\ncreated %lld\nsize %llu\n", env->id,
+	buf_printf(b, "version 2\nid %s\ncreated %lld\nsize %llu\n", env->id,
 	    (long long)env->created, (unsigned long long)env->size);
 	if (env->smtputf8)
 		buf_puts(b, "smtputf8\n");
@@ -55,10 +105,33 @@ queue_format(const struct queue_envelope *env, struct buf *b)
 		buf_puts(b, "8bitmime\n");
 	if (env->user)
 		buf_printf(b, "user %s\n", env->user);
+	if (env->ret != DSN_RET_UNSET)
+		buf_printf(b, "ret %s\n", dsn_ret_name(env->ret));
+	if (env->envid && dsn_xtext_valid(env->envid, strlen(env->envid)))
+		buf_printf(b, "envid %s\n", env->envid);
+	if (env->attempts)
+		buf_printf(b, "attempts %u\n", env->attempts);
+	if (env->next_attempt)
+		buf_printf(b, "next %lld\n", (long long)env->next_attempt);
+	if (env->delay_notified)
+		buf_puts(b, "delay-notified\n");
 	buf_printf(b, "from <%s>\n", env->from);
-	/* The address comes last: quoted local parts may hold spaces. */
-	for (size_t i = 0; i < env->rcpts.n; i++)
+	for (size_t i = 0; i < env->rcpts.n; i++) {
+		const char *err = NULL;
+		if (i < env->nstate && env->state[i].addr) {
+			size_t before = b->len;
+			buf_puts(b, "rcpt2 ");
+			if (dsn_rcpt_format(&env->state[i], b, &err) == 0) {
+				buf_puts(b, "\n");
+				continue;
+			}
+			b->len = before;
+			b->data[before] = '\0';
+		}
+		/* The address comes last: quoted local parts may hold
+		 * spaces. */
 		buf_printf(b, "rcpt pending 0 <%s>\n", env->rcpts.v[i]);
+	}
 }
 
 int
@@ -124,6 +197,40 @@ queue_parse_line(struct queue_envelope *env, const char *line)
 		env->from = queue_angle(v);
 		return env->from ? 0 : -1;
 	}
+	if ((v = str_iprefix(line, "rcpt2 ")) != NULL) {
+		struct dsn_rcpt r;
+		const char *err;
+		if (dsn_rcpt_parse(v, strlen(v), &r, &err) < 0)
+			return -1;
+		strlist_add(&env->rcpts, r.addr);
+		queue_envelope_state(env, env->rcpts.n - 1);
+		dsn_rcpt_free(&env->state[env->rcpts.n - 1]);
+		env->state[env->rcpts.n - 1] = r;
+		return 0;
+	}
+	if ((v = str_iprefix(line, "ret ")) != NULL)
+		return dsn_ret_parse(v, strlen(v), &env->ret, &(const char *){0});
+	if ((v = str_iprefix(line, "envid ")) != NULL) {
+		x_free(&env->envid);
+		env->envid = x_strdup(v);
+		return dsn_xtext_valid(v, strlen(v)) ? 0 : -1;
+	}
+	if ((v = str_iprefix(line, "attempts ")) != NULL) {
+		if (parse_uint(v, UINT32_MAX, &num) < 0)
+			return -1;
+		env->attempts = (unsigned)num;
+		return 0;
+	}
+	if ((v = str_iprefix(line, "next ")) != NULL) {
+		if (parse_uint(v, INT64_MAX, &num) < 0)
+			return -1;
+		env->next_attempt = (time_t)num;
+		return 0;
+	}
+	if (strcmp(line, "delay-notified") == 0) {
+		env->delay_notified = true;
+		return 0;
+	}
 	if ((v = str_iprefix(line, "rcpt ")) != NULL) {
 		const char *a = strchr(v, '<');
 		char *addr = a ? queue_angle(a) : NULL;
@@ -139,7 +246,10 @@ queue_parse_line(struct queue_envelope *env, const char *line)
 int
 queue_read(const char *data_dir, const char *id, struct queue_envelope *env)
 {
-	char p[PATH_MAX], line[2048];
+	char p[PATH_MAX];
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
 
 	memset(env, 0, sizeof(*env));
 	if (!queue_valid_id(id) ||
@@ -149,11 +259,15 @@ queue_read(const char *data_dir, const char *id, struct queue_envelope *env)
 	if (f == NULL)
 		return -1;
 	int r = 0;
-	while (r == 0 && fgets(line, sizeof(line), f) != NULL) {
-		size_t n = strcspn(line, "\n");
-		line[n] = '\0';
+	while (r == 0 && (len = getline(&line, &cap, f)) > 0) {
+		if (len > DSN_LINE_MAX + 16) {
+			r = -1;
+			break;
+		}
+		line[strcspn(line, "\n")] = '\0';
 		r = queue_parse_line(env, line);
 	}
+	free(line);
 	fclose(f);
 	if (r == 0 && (env->from == NULL || strcmp(env->id, id) != 0))
 		r = -1;
@@ -230,9 +344,34 @@ queue_clean_orphans(const char *data_dir)
 	return n;
 }
 
+int
+queue_update(const char *data_dir, const struct queue_envelope *env)
+{
+	char p[PATH_MAX];
+	struct buf b = BUF_INIT;
+
+	if (queue_path(p, sizeof(p), data_dir, "env", env->id) < 0)
+		return -1;
+	queue_format(env, &b);
+	int r = fs_write_file(p, b.data, b.len, 0600);
+	buf_free(&b);
+	return r;
+}
+
+int
+queue_msg_path(char *out, size_t n, const char *data_dir, const char *id)
+{
+	return queue_path(out, n, data_dir, "msg", id);
+}
+
 void
 queue_envelope_free(struct queue_envelope *env)
 {
+	for (size_t i = 0; i < env->nstate; i++)
+		dsn_rcpt_free(&env->state[i]);
+	x_free(&env->state);
+	env->nstate = 0;
+	x_free(&env->envid);
 	x_free(&env->from);
 	x_free(&env->user);
 	strlist_free(&env->rcpts);

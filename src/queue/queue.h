@@ -13,17 +13,49 @@
 #include <time.h>
 
 #include "core/strlist.h"
+#include "queue/dsn.h"
 
 struct queue_envelope {
 	char id[17];
 	time_t created;
 	uint64_t size;
 	char *from;		/* reverse path without brackets, "" for <> */
-	struct strlist rcpts;	/* forward paths, without brackets */
+	struct strlist rcpts;	/* forward paths still queued, no brackets */
+	/* Per recipient, in the order of rcpts (nstate may be shorter when
+	 * code added recipients with strlist_add: they get defaults): DSN
+	 * parameters and the last attempt's result (action NONE or
+	 * DELAYED while queued). */
+	struct dsn_rcpt *state;
+	size_t nstate;
 	bool smtputf8;
 	bool eightbit;
 	char *user;		/* authenticated submitter, or NULL */
+	enum dsn_ret ret;	/* RET= of the transaction */
+	char *envid;		/* ENVID= as xtext, or NULL */
+	/* Scheduling: attempts made, when the next may start (0: at
+	 * once), and whether the sender was told of the delay. */
+	unsigned attempts;
+	time_t next_attempt;
+	bool delay_notified;
 };
+
+/* Adds a recipient with its DSN parameters (notify 0: none given; orcpt
+ * in dsn_orcpt_parse's stored form, or NULL). */
+void queue_envelope_add_rcpt(struct queue_envelope *env, const char *addr,
+    unsigned notify, const char *orcpt);
+/* The state of recipient i, created with defaults when missing. */
+struct dsn_rcpt *queue_envelope_state(struct queue_envelope *env, size_t i);
+/* Keeps only the recipients for which keep[i] is true. */
+void queue_envelope_filter(struct queue_envelope *env, const bool *keep);
+
+/* Rewrites the envelope of a queued message durably (a new file,
+ * fsync'd, renamed over the old one, the folder fsync'd): after a crash
+ * either the old or the new state is there. 0 or -1 with errno. */
+int queue_update(const char *data_dir, const struct queue_envelope *env);
+
+/* Path of the message file of id, into out. 0 or -1. */
+int queue_msg_path(char *out, size_t n, const char *data_dir,
+    const char *id);
 
 /* True for a queue id: 16 lowercase hex digits. */
 bool queue_valid_id(const char *id);

@@ -18,6 +18,8 @@ once the port greets with 220. Keywords (all optional):
              after the users
     hostname [server] hostname (default HOSTNAME = "mx.example.test")
     extra    dict {section: {key: value}} merged into the config last
+             ([delivery] resolver defaults to 127.0.0.1@9, where nothing
+             answers: remote mail stays queued unless a test sets one)
     start    False to only prepare (then call .start())
 
 Users, domains and aliases are made with the CLI once per test run for
@@ -252,6 +254,10 @@ class Server:
         for svc in OTHER_SERVICES:
             sections[svc] = {"listen": ""}
         sections["limits"] = {k: str(v) for k, v in limits.items()}
+        # No test reaches the Internet: by default the resolver is a
+        # loopback port where nothing answers, so remote mail stays queued
+        # (temporary failures). Tests of delivery pass their own.
+        sections["delivery"] = {"resolver": "127.0.0.1@9"}
         for sec, kv in extra.items():
             sections.setdefault(sec, {}).update(
                 {k: str(v) for k, v in kv.items()})
