@@ -126,7 +126,7 @@ def submit(srv, rcpt, subject="outbound", sender=ALICE, body="hello\r\n",
            mail_opts=(), rcpt_opts=()):
     msg = (f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n"
            f"Message-ID: <{subject.replace(' ', '.')}@example.test>\r\n"
-           f"\r\n{body}").encode()
+           f"\r\n{body}").encode("utf-8")
     with srv.smtp() as c:
         c.ehlo()
         assert c.sendmail(sender, [rcpt], msg, list(mail_opts),
@@ -383,3 +383,33 @@ def test_relayhost_with_auth(net):
     data = relay.maildir_files("carol@other.test")[0].read_bytes()
     assert b"Subject: via relay" in data
     assert b"ESMTPSA" in data
+
+
+def test_8bit_to_a_peer_without_8bitmime_bounces(net):
+    """No 7-bit downgrade: the sender gets a 5.6.3 report (RFC 6152)."""
+    net.sink("-e")      # no ESMTP: HELO only, so no 8BITMIME
+    srv = net.sender(aliases={"fwd@example.test": "u@sink.test"})
+    forward(srv, "u@sink.test", subject="eight bit",
+            body="caf\u00e9\r\n", mail_opts=["BODY=8BITMIME"])
+    assert wait_until(lambda: reports(srv), TIMEOUT * 2), srv.log_text()
+    f = report_fields(reports(srv)[0])
+    assert f["action"] == "failed" and f["status"] == "5.6.3"
+    assert queue_empty(srv)
+
+
+def test_several_recipients_domains_and_outcomes_in_one_message(net):
+    """One message, three domains: delivered, bounced (null MX) and
+    deferred (down): one report lists the failure; the deferred one stays
+    queued alone."""
+    sink = net.sink()
+    srv = net.sender(aliases={"fwd@example.test":
+                              "a@sink.test,b@nullmx.test,c@down.test"},
+                     delivery={"retry_min": "1h", "retry_max": "1h"})
+    forward(srv, "x", subject="three ways")
+    assert wait_until(sink.messages, TIMEOUT * 2), srv.log_text()
+    assert wait_until(lambda: reports(srv), TIMEOUT * 2), srv.log_text()
+    f = report_fields(reports(srv)[0])
+    assert "b@nullmx.test" in f["final-recipient"]
+    listing = srv.cli("queue", "list").stdout
+    assert "<c@down.test>" in listing and "<a@sink.test>" not in listing
+    assert "<b@nullmx.test>" not in listing
