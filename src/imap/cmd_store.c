@@ -8,7 +8,15 @@
  * Each handler runs on the loop and starts a job; the work function runs
  * on the pool and writes every response into s->out. A work function sets
  * s->job_status to 1 when it changed mail, so that the done callback wakes
- * the user's other sessions only then. */
+ * the user's other sessions only then.
+ *
+ * Choices where the RFCs leave room: STORE skips messages another session
+ * expunged meanwhile (no NO [EXPUNGEISSUED]); STORE, EXPUNGE and MOVE in
+ * a read-only mailbox get NO [READ-ONLY]; MOVE into the selected mailbox
+ * gets NO [CANNOT]; APPEND takes the UTF8 (literal8) form whether or not
+ * UTF8=ACCEPT was enabled, and an internal date of the epoch means "now"
+ * (the store's convention). A MULTIAPPEND that fails part way expunges the
+ * messages it already stored (RFC 3502: all or none). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +57,9 @@ static void
 cmd_store_fail(struct imap_session *s, const char *what, int err,
     const char *error)
 {
-	log_warnx("session=%llu event=imap-%s-failed error=\"%s\"",
-	    (unsigned long long)s->id, what, error ? error : strerror(err));
+	log_warnx("session=%llu event=imap-store-failed command=%s "
+	    "error=\"%s\"", (unsigned long long)s->id, what,
+	    error ? error : strerror(err));
 	imap_out_tagged(s, "NO", "[%s] %s failed", cmd_store_code(err), what);
 }
 
@@ -61,39 +70,11 @@ cmd_store_sync_ok(struct imap_session *s, bool allow_expunge,
     const char *text)
 {
 	if (imap_view_sync(s, allow_expunge) < 0) {
-		cmd_store_fail(s, "sync", errno, s->error);
+		cmd_store_fail(s, imap_cmd_name(s->cmd.cmd), errno,
+		    s->error);
 		return;
 	}
 	imap_out_tagged(s, "OK", "%s", text);
-}
-
-static int
-cmd_store_index_cmp(const void *a, const void *b)
-{
-	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* imap_view_resolve, with "$" (RFC 5182) resolved here from the saved
- * UIDs, for UID and message-number commands alike. */
-static int
-cmd_store_resolve(struct imap_session *s, const struct imap_seqset *set,
-    bool by_uid, size_t **idx, size_t *n)
-{
-	const struct imap_view *v = &s->view;
-
-	if (!set->is_saved)
-		return imap_view_resolve(v, set, by_uid, idx, n);
-	*idx = x_calloc(v->nsaved + 1, sizeof(**idx));
-	*n = 0;
-	for (size_t i = 0; i < v->nsaved; i++) {
-		long at = imap_view_find_uid(v, v->saved[i]);
-		if (at >= 0)
-			(*idx)[(*n)++] = (size_t)at;
-	}
-	qsort(*idx, *n, sizeof(**idx), cmd_store_index_cmp);
-	return 0;
 }
 
 /* The UIDs of the messages at idx (ascending, as the store wants). */
@@ -143,8 +124,9 @@ cmd_store_write_fetch(struct imap_session *s, size_t seq,
 
 	buf_printf(&s->out, "* %zu FETCH (", seq);
 	if (flags) {
-		buf_puts(&s->out, "FLAGS ");
+		buf_puts(&s->out, "FLAGS (");
 		imap_flags_write(&s->out, m->flags, m->keywords);
+		buf_putc(&s->out, ')');
 		sp = " ";
 	}
 	if (s->cmd.uid) {
@@ -252,7 +234,7 @@ cmd_store_work(struct imap_session *s)
 		    "read-only");
 		return;
 	}
-	if (cmd_store_resolve(s, &s->cmd.set, s->cmd.uid, &idx, &n) < 0) {
+	if (imap_view_resolve(&s->view, &s->cmd.set, s->cmd.uid, &idx, &n) < 0) {
 		free(idx);
 		imap_out_tagged(s, "BAD", "Invalid message number");
 		return;
@@ -304,7 +286,7 @@ cmd_expunge_work(struct imap_session *s)
 		cmd_store_fail(s, "EXPUNGE", errno, s->error);
 		return;
 	}
-	if (s->cmd.uid && cmd_store_resolve(s, &s->cmd.set, true, &idx,
+	if (s->cmd.uid && imap_view_resolve(&s->view, &s->cmd.set, true, &idx,
 	    &n) < 0) {
 		free(idx);
 		imap_out_tagged(s, "BAD", "Invalid UID set");
@@ -426,7 +408,7 @@ cmd_copy_work(struct imap_session *s)
 		free(dest);
 		return;
 	}
-	if (cmd_store_resolve(s, &s->cmd.set, s->cmd.uid, &idx, &n) < 0)
+	if (imap_view_resolve(&s->view, &s->cmd.set, s->cmd.uid, &idx, &n) < 0)
 		imap_out_tagged(s, "BAD", "Invalid message number");
 	else
 		cmd_copy_run(s, dest, move, idx, n);
@@ -442,8 +424,8 @@ imap_cmd_copy(struct imap_session *s)
 
 /* ---- APPEND ---- */
 
-/* The size of one message of the command, or -1 (BAD sent) when its
- * file literal is not there. */
+/* The size of one message of the command, or -1 (NO sent) when its
+ * file literal is not there (its reception failed). */
 static int64_t
 cmd_append_size(struct imap_session *s, const struct imap_append_msg *a)
 {
