@@ -65,7 +65,7 @@ sched_scan_work(void *arg)
 		return;
 	}
 	for (size_t i = 0; i < ids.n; i++) {
-		if (bsearch(&ids.v[i], sc->known.v, sc->known.n,
+		if (sc->known.n && bsearch(&ids.v[i], sc->known.v, sc->known.n,
 		    sizeof(*sc->known.v), sched_cmp_str))
 			continue;
 		struct queue_envelope env;
@@ -166,10 +166,10 @@ sched_flush_requested(struct sched *sc)
 	if (st.st_mtim.tv_sec == sc->flush_mtime.tv_sec &&
 	    st.st_mtim.tv_nsec == sc->flush_mtime.tv_nsec)
 		return false;
-	bool first = sc->flush_mtime.tv_sec == 0 &&
-	    sc->flush_mtime.tv_nsec == 0;
+	/* at start the file's time is taken as it is (or stays zero when
+	 * there is no file, so that its creation is a request) */
 	sc->flush_mtime = st.st_mtim;
-	return !first;
+	return true;
 }
 
 static unsigned
@@ -248,7 +248,7 @@ scheduler_start(const struct config *cfg, struct userdb *db,
 	sc->dns = dns;
 	sc->tick = timer_new(sched_tick, sc);
 	sched_global = sc;
-	sched_flush_requested(sc);	/* remember the current mtime */
+	(void)sched_flush_requested(sc);	/* remember the file's time */
 	sched_scan_start(sc);
 	log_info("event=scheduler-start retry_min=%us retry_max=%us "
 	    "max_lifetime=%us", cfg->retry_min, cfg->retry_max,

@@ -1,5 +1,6 @@
 /* SMTP argument syntax (RFC 5321 4.1.2, RFC 6531, RFC 1870, RFC 6152,
- * RFC 3461, RFC 4954). Pure functions: no I/O, no allocation.
+ * RFC 3461, RFC 4954). No I/O and nothing left allocated; the DSN values
+ * are checked with the parsers of queue/dsn.h.
  *
  * Untrusted input: the argument text of EHLO/HELO, MAIL, RCPT, VRFY, EXPN
  * lines as the client sent them (without CRLF, NUL-terminated). */
@@ -48,14 +49,23 @@ struct smtp_mail_args {
 	enum smtp_body_type body;	/* BODY= (RFC 6152) */
 	bool smtputf8;			/* SMTPUTF8 (RFC 6531) */
 	enum smtp_dsn_ret ret;		/* RET= (RFC 3461) */
-	char envid[101];		/* ENVID= as xtext, "" when absent */
+	/* ENVID= in dsn_envid_parse's stored form (shortest xtext), ""
+	 * when absent. */
+	char envid[101];
 	char auth[SMTP_PATH_MAX + 1];	/* AUTH= as xtext, "" when absent */
+	/* With SMTP_PARSE_BAD_PARAM: a static sentence naming what was
+	 * wrong, fit for the 501 reply; NULL when there is none. */
+	const char *param_error;
 };
 
 struct smtp_rcpt_args {
 	struct smtp_address to;
 	unsigned notify;		/* SMTP_NOTIFY_* bits, 0 when absent */
-	char orcpt[501];		/* ORCPT= "addr-type;xtext", "" absent */
+	/* ORCPT= as sent, "" when absent. Checked as dsn_orcpt_parse does
+	 * with SMTPUTF8 allowed; the caller checks it again against the
+	 * transaction's SMTPUTF8 and makes the stored form. */
+	char orcpt[501];
+	const char *param_error;	/* as in smtp_mail_args */
 };
 
 enum smtp_parse_status {

@@ -58,7 +58,9 @@ static const struct smtp_command smtp_commands[] = {
 	{ "STARTTLS", smtp_cmd_starttls, SMTP_ANY, NULL, SMTP_LINE_MAX },
 	{ "AUTH", smtp_cmd_auth, SMTP_IN(SMTP_ST_READY),
 	  "503 5.5.1 Error: MAIL transaction in progress", SMTP_LINE_MAX_PARAMS },
-	{ "ETRN", smtp_cmd_not_available, SMTP_ANY, NULL, SMTP_LINE_MAX },
+	/* RFC 1985 5: not inside a mail transaction. */
+	{ "ETRN", smtp_cmd_etrn, SMTP_IN(SMTP_ST_READY),
+	  "503 5.5.1 Error: MAIL transaction in progress", SMTP_LINE_MAX },
 	{ "ATRN", smtp_cmd_not_available, SMTP_ANY, NULL, SMTP_LINE_MAX },
 };
 
@@ -352,6 +354,9 @@ smtp_cmd_ehlo(struct smtp_session *s, const char *arg)
 	smtp_reply(s, "250-ENHANCEDSTATUSCODES");
 	smtp_reply(s, "250-CHUNKING");
 	smtp_reply(s, "250-SMTPUTF8");
+	smtp_reply(s, "250-DSN");
+	if (!s->submission)
+		smtp_reply(s, "250-ETRN");
 	if (tls_available() && !conn_is_tls(s->conn))
 		smtp_reply(s, "250-STARTTLS");
 	const char *mechs = smtp_auth_mechanisms(s);
@@ -423,6 +428,8 @@ smtp_cmd_help(struct smtp_session *s, const char *arg)
 	smtp_reply(s, "214-2.0.0 correo, RFC 5321. Commands:");
 	smtp_reply(s, "214-2.0.0   HELO EHLO MAIL RCPT DATA BDAT RSET");
 	smtp_reply(s, "214-2.0.0   NOOP QUIT VRFY EXPN HELP STARTTLS AUTH");
+	if (!s->submission)
+		smtp_reply(s, "214-2.0.0   ETRN");
 	smtp_reply(s, "214 2.0.0 End of HELP info");
 }
 

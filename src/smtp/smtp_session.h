@@ -52,6 +52,10 @@ struct smtp_txn {
 	struct strlist rcpts;		/* as sent, for logs and Received */
 	struct strlist mailboxes;	/* canonical local users */
 	struct strlist remote;		/* addresses for the outbound queue */
+	/* Per entry of remote: its DSN parameters (RFC 3461) for the
+	 * queue envelope; remote_orcpt holds stored forms, "" for none. */
+	unsigned *remote_notify;
+	struct strlist remote_orcpt;
 	struct spool_file spool;
 	bool spool_open;
 	struct smtp_data_decoder dec;
@@ -109,6 +113,9 @@ void smtp_auth_input(struct smtp_session *s, const char *line);
 void smtp_auth_reset(struct smtp_session *s);
 /* The EHLO "AUTH ..." line, or NULL when AUTH is not offered now. */
 const char *smtp_auth_mechanisms(const struct smtp_session *s);
+
+/* smtp_etrn.c: ETRN (RFC 1985) on the smtp listener. */
+void smtp_cmd_etrn(struct smtp_session *s, const char *arg);
 
 /* smtp_txn.c: MAIL, RCPT, DATA, BDAT and delivery. */
 void smtp_cmd_mail(struct smtp_session *s, const char *arg);

@@ -15,6 +15,8 @@
 #include "core/pool.h"
 #include "core/util.h"
 #include "core/xmalloc.h"
+#include "queue/dsn.h"
+#include "queue/scheduler.h"
 #include "smtp/smtp_from.h"
 #include "store/notify.h"
 
@@ -29,16 +31,19 @@ smtp_txn_reset(struct smtp_session *s)
 	strlist_free(&t->rcpts);
 	strlist_free(&t->mailboxes);
 	strlist_free(&t->remote);
+	strlist_free(&t->remote_orcpt);
+	x_free(&t->remote_notify);
 	buf_free(&t->headers);
 	local_delivery_free(&t->delivery);
 	free(t);
 	s->txn = NULL;
 }
 
-/* Replies for the parse errors of MAIL (is_mail) and RCPT. */
+/* Replies for the parse errors of MAIL (is_mail) and RCPT; param_error
+ * is the parser's sentence for a bad parameter value, or NULL. */
 static void
 smtp_reply_parse_error(struct smtp_session *s, enum smtp_parse_status st,
-    bool is_mail)
+    bool is_mail, const char *param_error)
 {
 	switch (st) {
 	case SMTP_PARSE_OK:
@@ -58,7 +63,8 @@ smtp_reply_parse_error(struct smtp_session *s, enum smtp_parse_status st,
 		smtp_reply_error(s, "555 5.5.4 Unsupported option");
 		break;
 	case SMTP_PARSE_BAD_PARAM:
-		smtp_reply_error(s, "501 5.5.4 Bad parameter value");
+		smtp_reply_error(s, "501 5.5.4 %s", param_error ?
+		    param_error : "Bad parameter value");
 		break;
 	}
 }
@@ -98,7 +104,7 @@ smtp_cmd_mail(struct smtp_session *s, const char *arg)
 	enum smtp_parse_status st = smtp_parse_mail(arg, &m);
 
 	if (st != SMTP_PARSE_OK) {
-		smtp_reply_parse_error(s, st, true);
+		smtp_reply_parse_error(s, st, true, m.param_error);
 		return;
 	}
 	if (m.from.utf8 && !m.smtputf8) {
@@ -128,12 +134,63 @@ smtp_cmd_mail(struct smtp_session *s, const char *arg)
 	smtp_reply(s, "250 2.1.0 Ok");
 }
 
-/* Resolves one recipient and adds its mailboxes; replies when refused. */
+/* Adds an address for the outbound queue with its DSN parameters (orcpt
+ * in stored form, or NULL); a repeated address keeps its first ones. */
+static void
+smtp_add_remote(struct smtp_txn *t, const char *addr, unsigned notify,
+    const char *orcpt)
+{
+	if (strlist_contains(&t->remote, addr))
+		return;
+	strlist_add(&t->remote, addr);
+	strlist_add(&t->remote_orcpt, orcpt ? orcpt : "");
+	t->remote_notify = x_reallocarray(t->remote_notify, t->remote.n,
+	    sizeof(*t->remote_notify));
+	t->remote_notify[t->remote.n - 1] = notify;
+}
+
+/* The ORCPT stored form naming the recipient as the client sent it, or
+ * NULL. RFC 3461 4.2 lets a relay add one: for the remote targets of an
+ * alias it tells the sender which of its recipients a report is about. */
+static char *
+smtp_orcpt_of(const struct smtp_address *to)
+{
+	struct buf raw = BUF_INIT, stored = BUF_INIT;
+	const char *err;
+	char *r = NULL;
+
+	if (!to->utf8) {
+		buf_puts(&raw, "rfc822;");
+		dsn_xtext_encode(to->text, strlen(to->text), &raw);
+	} else {
+		/* utf-8-addr-unitext, with "+XX" for what it excludes. */
+		buf_puts(&raw, "utf-8;");
+		for (const char *p = to->text; *p != '\0'; p++) {
+			unsigned char c = (unsigned char)*p;
+			if (c <= ' ' || c == '+' || c == '=' || c == '\\' ||
+			    c == 0x7f)
+				buf_printf(&raw, "+%02X", c);
+			else
+				buf_putc(&raw, (char)c);
+		}
+	}
+	if (dsn_orcpt_parse(raw.data, raw.len, true, &stored, &err) == 0)
+		r = x_strdup(buf_cstr(&stored));
+	buf_free(&raw);
+	buf_free(&stored);
+	return r;
+}
+
+/* Resolves one recipient and adds its mailboxes, or its addresses for the
+ * queue with their DSN parameters (orcpt stored, or NULL); replies when
+ * refused. */
 static bool
-smtp_rcpt_accept(struct smtp_session *s, const struct smtp_address *to)
+smtp_rcpt_accept(struct smtp_session *s, const struct smtp_rcpt_args *ra,
+    const char *orcpt)
 {
 	struct strlist local = STRLIST_INIT, remote = STRLIST_INIT;
 	char addr[SMTP_PATH_MAX + SMTP_DOMAIN_MAX + 2];
+	const struct smtp_address *to = &ra->to;
 	const char *shown = to->text;
 
 	if (to->is_postmaster) {
@@ -155,7 +212,7 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_address *to)
 	case RESOLVE_NOT_LOCAL:
 		if (s->user) {
 			/* Authenticated: relay through the queue. */
-			strlist_add_unique(&s->txn->remote, to->text);
+			smtp_add_remote(s->txn, to->text, ra->notify, orcpt);
 			ok = true;
 			break;
 		}
@@ -172,8 +229,13 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_address *to)
 		break;
 	case RESOLVE_OK:
 		/* Alias targets elsewhere are forwarded through the queue. */
-		for (size_t i = 0; i < remote.n; i++)
-			strlist_add_unique(&s->txn->remote, remote.v[i]);
+		if (remote.n > 0) {
+			char *own = orcpt ? NULL : smtp_orcpt_of(to);
+			for (size_t i = 0; i < remote.n; i++)
+				smtp_add_remote(s->txn, remote.v[i],
+				    ra->notify, orcpt ? orcpt : own);
+			free(own);
+		}
 		for (size_t i = 0; i < local.n; i++)
 			strlist_add_unique(&s->txn->mailboxes, local.v[i]);
 		ok = true;
@@ -191,7 +253,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 	enum smtp_parse_status st = smtp_parse_rcpt(arg, &r);
 
 	if (st != SMTP_PARSE_OK) {
-		smtp_reply_parse_error(s, st, false);
+		smtp_reply_parse_error(s, st, false, r.param_error);
 		return;
 	}
 	if (s->txn->bdat) {
@@ -208,7 +270,18 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *arg)
 		smtp_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
-	if (!smtp_rcpt_accept(s, &r.to))
+	/* Checked again now that SMTPUTF8 is known (RFC 6533 3). */
+	struct buf orcpt = BUF_INIT;
+	const char *err;
+	if (r.orcpt[0] != '\0' && dsn_orcpt_parse(r.orcpt, strlen(r.orcpt),
+	    s->txn->mail.smtputf8, &orcpt, &err) < 0) {
+		smtp_reply_error(s, "501 5.5.4 %s", err);
+		return;
+	}
+	bool ok = smtp_rcpt_accept(s, &r, orcpt.len ? buf_cstr(&orcpt) :
+	    NULL);
+	buf_free(&orcpt);
+	if (!ok)
 		return;
 	strlist_add(&s->txn->rcpts, r.to.is_postmaster ? "Postmaster" :
 	    r.to.text);
@@ -303,13 +376,15 @@ smtp_delivery_done(void *arg)
 	/* IMAP sessions of these users (IDLE) learn of the new mail now. */
 	for (size_t i = 0; i < ld->maildirs.n; i++)
 		notify_changed(ld->maildirs.v[i]);
+	int err = ld->commit_error ? ld->commit_error : ld->first_error;
+	if (ld->remote && err == 0)
+		scheduler_kick();	/* queued: send it now */
 	if (s->gone) {
 		/* The client left before the reply: nothing was acknowledged,
 		 * whatever reached the mailboxes stays there. */
 		smtp_session_release(s);
 		return;
 	}
-	int err = ld->commit_error ? ld->commit_error : ld->first_error;
 	if (err) {
 		log_warnx("session=%llu qid=%s event=delivery-failed "
 		    "delivered=%u/%zu error=\"%s\"", (unsigned long long)s->id,
@@ -342,7 +417,11 @@ smtp_envelope(struct smtp_session *s)
 	env->size = t->spool.size;
 	env->from = x_strdup(t->mail.from.text);
 	for (size_t i = 0; i < t->remote.n; i++)
-		strlist_add(&env->rcpts, t->remote.v[i]);
+		queue_envelope_add_rcpt(env, t->remote.v[i],
+		    t->remote_notify[i], t->remote_orcpt.v[i]);
+	env->ret = t->mail.ret == SMTP_RET_FULL ? DSN_RET_FULL :
+	    t->mail.ret == SMTP_RET_HDRS ? DSN_RET_HDRS : DSN_RET_UNSET;
+	env->envid = t->mail.envid[0] ? x_strdup(t->mail.envid) : NULL;
 	env->smtputf8 = t->mail.smtputf8;
 	env->eightbit = t->mail.body == SMTP_BODY_8BITMIME;
 	env->user = s->user ? x_strdup(s->user) : NULL;

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import smtplib
 import socket
 import ssl
@@ -188,8 +189,10 @@ def test_authenticated_remote_recipients_are_queued(sub):
     qid = lines[0].split()[-1]
     assert len(sub.maildir_files(BOB)) == 1
     show = sub.cli("queue", "show", qid).stdout
-    assert "rcpt: <friend@remote.test> pending" in show
-    assert "rcpt: <other@elsewhere.test> pending" in show
+    # pending, or deferred once the first attempt failed (no DNS here)
+    assert re.search(r"rcpt: <friend@remote\.test> (pending|deferred)", show)
+    assert re.search(r"rcpt: <other@elsewhere\.test> (pending|deferred)",
+                     show)
     assert f"user: {ALICE}" in show
     assert f"<{BOB}>" not in show
     msg = (sub.data_dir / "queue" / "msg" / qid).read_bytes()
@@ -206,8 +209,9 @@ def test_authenticated_remote_recipients_are_queued(sub):
     assert not (sub.data_dir / "queue" / "msg" / qid).exists()
     r = sub.cli("queue", "show", qid, check=False)
     assert r.returncode == 1 and r.stderr.count("\n") == 1
+    # nothing left to flush
     r = sub.cli("queue", "flush", check=False)
-    assert r.returncode == 1
+    assert r.returncode == 0 and "0 message" in r.stdout
 
 
 def test_auth_on_port_25_after_starttls(sub):
