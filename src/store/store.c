@@ -29,7 +29,6 @@
 #include "core/buf.h"
 #include "core/fs.h"
 #include "core/xmalloc.h"
-#include "store/maildir.h"
 #include "store/mime.h"
 
 #define STORE_MSG_COLS "uid, base, flags, modseq, size, internaldate, " \
@@ -75,6 +74,10 @@ static const char *const store_sql_text[SQL_COUNT] = {
 	    "WHERE mailbox_id = ?1 AND uid = ?2",
 	[SQL_SUMMARY_GET] = "SELECT envelope, body, bodystructure, sentdate "
 	    "FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+	[SQL_SUMMARY_BY_NAME] = "SELECT m.envelope, m.body, "
+	    "m.bodystructure, m.sentdate, m.mailbox_id FROM mailboxes b "
+	    "JOIN messages m ON m.mailbox_id = b.id "
+	    "WHERE b.name = ?1 AND m.uid = ?2",
 	[SQL_SUMMARY_SET] = "UPDATE messages SET envelope = ?3, body = ?4, "
 	    "bodystructure = ?5, sentdate = ?6 "
 	    "WHERE mailbox_id = ?1 AND uid = ?2",
@@ -616,16 +619,14 @@ store_open(const char *data_dir, const char *address, char **error_r)
 		store_fail(error_r, EINVAL, "invalid address");
 		return NULL;
 	}
-	if (maildir_create(root) < 0) {
-		store_set_error(error_r, "cannot create %s: %s", root,
-		    strerror(errno));
-		x_free(&root);
-		return NULL;
-	}
 	struct store *st = x_calloc(1, sizeof(*st));
 	st->root = root;
+	for (size_t i = 0; i < STORE_FOLDERS; i++)
+		st->folders[i].curfd = st->folders[i].newfd = -1;
 	char *path = x_asprintf("%s/index.db", root);
-	if (store_create_file(path, error_r) < 0)
+	/* Makes the root and its cur/ new/ tmp/ when missing. */
+	if (store_folder_open(st, "INBOX", error_r) == NULL ||
+	    store_create_file(path, error_r) < 0)
 		goto fail;
 	int rc = sqlite3_open_v2(path, &st->db,
 	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -654,6 +655,9 @@ store_close(struct store *st)
 		sqlite3_finalize(st->sql[i]);
 	if (st->db != NULL && sqlite3_close(st->db) != SQLITE_OK)
 		log_warnx("store: close: %s", sqlite3_errmsg(st->db));
+	store_folders_forget(st);
+	x_free(&st->name_in);
+	x_free(&st->name_norm);
 	x_free(&st->root);
 	x_free(&st);
 }

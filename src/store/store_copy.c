@@ -205,28 +205,20 @@ store_summary_compute(struct store *st, const struct store_folder *f,
 	return r;
 }
 
+/* Computes a summary missing from the index and keeps it there. */
 static int
-store_msg_summary_mbox(struct store *st, const struct store_folder *f,
+store_summary_fill_one(struct store *st, const char *name, int64_t mbox_id,
     uint32_t uid, struct mime_summary *out, char **error_r)
 {
-	struct store_mbox mb;
+	const struct store_folder *f = store_folder_cached(st, name, error_r);
 	char *err = NULL;
-	int r = store_mbox_find(st, f->name, &mb, error_r);
 
-	if (r > 0)
-		r = store_summary_get(st, mb.id, uid, out, error_r);
-	if (r == 0)
-		store_fail(error_r, ENOENT, "no such message");
-	if (r <= 0)
-		return -1;
-	if (out->envelope != NULL)
-		return 0;
-	mime_summary_free(out);
-	if (store_summary_compute(st, f, mb.id, uid, out, error_r) < 0)
+	if (f == NULL ||
+	    store_summary_compute(st, f, mbox_id, uid, out, error_r) < 0)
 		return -1;
 	/* Only a cache: failing to keep it fails nothing. */
 	if (store_begin(st, &err) == 0)
-		(void)store_finish(st, store_summary_set(st, mb.id, uid, out,
+		(void)store_finish(st, store_summary_set(st, mbox_id, uid, out,
 		    &err), &err);
 	if (err != NULL)
 		log_warnx("store: caching a summary: %s", err);
@@ -234,22 +226,59 @@ store_msg_summary_mbox(struct store *st, const struct store_folder *f,
 	return 0;
 }
 
+/* The cached summary by mailbox name, in one statement: 1 with *mbox_id
+ * (fields NULL when not cached), 0 no such message (or mailbox), -1. */
+static int
+store_summary_by_name(struct store *st, const char *name, uint32_t uid,
+    struct mime_summary *out, int64_t *mbox_id, char **error_r)
+{
+	sqlite3_stmt *s = store_sql(st, SQL_SUMMARY_BY_NAME);
+
+	store_bind_text(s, 1, name, strlen(name));
+	store_bind_int(s, 2, uid);
+	int rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		out->envelope = store_column_str(s, 0);
+		out->body = store_column_str(s, 1);
+		out->bodystructure = store_column_str(s, 2);
+		out->sentdate = (time_t)sqlite3_column_int64(s, 3);
+		*mbox_id = sqlite3_column_int64(s, 4);
+	} else if (rc != SQLITE_DONE) {
+		store_db_error(st, error_r);
+	}
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* The common case (a summary cached at delivery or load) is one indexed
+ * lookup: no folder, no file, no transaction. */
 int
 store_msg_summary(struct store *st, const char *mailbox, uint32_t uid,
     struct mime_summary *out, char **error_r)
 {
-	struct store_folder f;
+	const char *name = store_name_resolve(st, mailbox, error_r);
+	int64_t mbox_id = 0;
+	int r = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (store_folder_open(st, mailbox, &f, error_r) < 0)
+	if (name == NULL)
 		return -1;
-	int r = store_msg_summary_mbox(st, &f, uid, out, error_r);
-	if (r < 0) {
+	r = store_summary_by_name(st, name, uid, out, &mbox_id, error_r);
+	if (r == 0)
+		store_fail(error_r, ENOENT, "no such message");
+	if (r > 0 && out->envelope == NULL) {
+		mime_summary_free(out);
+		char *copy = x_strdup(name);
+		r = store_summary_fill_one(st, copy, mbox_id, uid, out,
+		    error_r) < 0 ? -1 : 1;
+		x_free(&copy);
+	}
+	if (r <= 0) {
 		mime_summary_free(out);
 		memset(out, 0, sizeof(*out));
+		return -1;
 	}
-	store_folder_close(&f);
-	return r;
+	return 0;
 }
 
 /* ---- APPEND ------------------------------------------------------------- */
@@ -436,7 +465,7 @@ store_append_commit(struct store *st, const char *mailbox,
     size_t nkeywords, time_t internaldate, uint32_t *uidvalidity_r,
     uint32_t *uid_r, char **error_r)
 {
-	struct store_folder f = { .curfd = -1, .newfd = -1 };
+	struct store_folder *f = NULL;
 	struct store_append ap = { .tmp_path = tmp_path, .fd = -1,
 	    .date = internaldate != 0 ? internaldate : time(NULL),
 	    .flags = flags & STORE_F_ALL, .keywords = keywords,
@@ -446,24 +475,23 @@ store_append_commit(struct store *st, const char *mailbox,
 	if (store_append_check(st, tmp_path, keywords, nkeywords,
 	    error_r) < 0 ||
 	    store_append_prepare(&ap, error_r) < 0 ||
-	    store_folder_open(st, mailbox, &f, error_r) < 0 ||
+	    (f = store_folder_open(st, mailbox, error_r)) == NULL ||
 	    store_durable(st, true, error_r) < 0)
 		goto done;
 	if (store_begin(st, error_r) == 0)
-		r = store_finish(st, store_append_locked(st, &f, &ap,
+		r = store_finish(st, store_append_locked(st, f, &ap,
 		    uidvalidity_r, uid_r, error_r), error_r);
 	(void)store_durable(st, false, NULL);
 	/* Not indexed: the client hears NO, so the file must not turn up
 	 * later as a message. */
-	if (r < 0 && ap.name[0] != '\0' && unlinkat(f.curfd, ap.name, 0) < 0)
-		log_warn("store: %s/cur/%s: unlink", f.dir, ap.name);
+	if (r < 0 && ap.name[0] != '\0' && unlinkat(f->curfd, ap.name, 0) < 0)
+		log_warn("store: %s/cur/%s: unlink", f->dir, ap.name);
 done:
 	if (r < 0 && store_append_path_ok(st, tmp_path))
 		store_append_abort(tmp_path);
 	if (ap.fd >= 0)
 		close(ap.fd);
 	mime_summary_free(&ap.sum);
-	store_folder_close(&f);
 	return r;
 }
 
@@ -689,24 +717,21 @@ store_copy(struct store *st, const char *from, const char *to,
     uint32_t *src_uids, uint32_t *dst_uids, size_t *ncopied,
     char **error_r)
 {
-	struct store_folder src = { .curfd = -1, .newfd = -1 };
-	struct store_folder dst = { .curfd = -1, .newfd = -1 };
+	struct store_folder *src, *dst;
 	int r = -1;
 
 	*ncopied = 0;
-	if (store_folder_open(st, from, &src, error_r) < 0 ||
-	    store_folder_open(st, to, &dst, error_r) < 0 ||
+	/* The folder got last is never reused by the next get: src stays. */
+	if ((src = store_folder_open(st, from, error_r)) == NULL ||
+	    (dst = store_folder_open(st, to, error_r)) == NULL ||
 	    store_durable(st, true, error_r) < 0)
-		goto done;
+		return -1;
 	if (store_begin(st, error_r) == 0)
-		r = store_finish(st, store_copy_locked(st, &src, &dst, uids, n,
+		r = store_finish(st, store_copy_locked(st, src, dst, uids, n,
 		    move, uidvalidity_r, src_uids, dst_uids, ncopied, error_r),
 		    error_r);
 	(void)store_durable(st, false, NULL);
 	if (r < 0)
 		*ncopied = 0;
-done:
-	store_folder_close(&dst);
-	store_folder_close(&src);
 	return r;
 }

@@ -110,16 +110,15 @@ int
 store_set_flags(struct store *st, const char *mailbox, uint32_t uid,
     unsigned flags, char **error_r)
 {
-	struct store_folder f;
+	struct store_folder *f;
 	int r = -1;
 
 	flags &= STORE_F_ALL;
-	if (store_folder_open(st, mailbox, &f, error_r) < 0)
+	if ((f = store_folder_open(st, mailbox, error_r)) == NULL)
 		return -1;
 	if (store_begin(st, error_r) == 0)
-		r = store_finish(st, store_set_flags_locked(st, &f, uid, flags,
+		r = store_finish(st, store_set_flags_locked(st, f, uid, flags,
 		    error_r), error_r);
-	store_folder_close(&f);
 	return r;
 }
 
@@ -164,21 +163,65 @@ store_update_row(struct store_update *up, uint32_t uid, unsigned flags,
 	return store_run(up->st, s, error_r);
 }
 
-/* One message. The flags its file name has are the current ones (another
- * Maildir reader may have renamed it since the last load). */
+/* The common case of a flag change, without a lookup: the file still
+ * has the name the index knows (its base, the row's flags and no other
+ * letters), and one rename does it. 1 renamed, 0 not under that name
+ * (look it up), -1 error. */
+static int
+store_file_try_reflag(const struct store_folder *f,
+    const struct store_row *row, unsigned flags, char **error_r)
+{
+	char old[STORE_NAME_MAX + 1], new[STORE_NAME_MAX + 1];
+
+	if (flags == row->flags ||
+	    store_name_build(old, row->base, row->baselen, row->flags,
+	    NULL) < 0 ||
+	    store_name_build(new, row->base, row->baselen, flags, NULL) < 0)
+		return 0;
+	if (store_rename_noreplace(f->curfd, old, f->curfd, new) == 0)
+		return 1;
+	if (errno == ENOENT)
+		return 0;
+	store_fail(error_r, errno, "%s: rename: %s", f->dir, strerror(errno));
+	return -1;
+}
+
+/* Gives the message's file the flags u makes of the ones its name has
+ * now (another Maildir reader may have renamed it since the last
+ * load): *flags the result. 1, 0 when the file is gone, -1. */
+static int
+store_update_file(struct store_update *up, const struct store_row *row,
+    unsigned *flags, char **error_r)
+{
+	const struct store_flag_update *u = up->u;
+	struct store_file file;
+
+	*flags = store_update_apply(u->op, row->flags, u->flags & STORE_F_ALL);
+	int r = store_file_try_reflag(up->f, row, *flags, error_r);
+	if (r != 0)
+		return r;
+	r = store_file_find(up->f, &up->lk, row, &file, error_r);
+	if (r <= 0)
+		return r;
+	*flags = store_update_apply(u->op, file.flags, u->flags & STORE_F_ALL);
+	return store_file_reflag(up->f, row, &file, *flags, error_r) < 0 ?
+	    -1 : 1;
+}
+
+/* One message. */
 static int
 store_update_one(struct store_update *up, uint32_t uid,
     struct store_flag_result *res, char **error_r)
 {
 	const struct store_flag_update *u = up->u;
 	struct store_row row;
-	struct store_file file;
+	unsigned flags = 0;
 	int r = store_msg_get(up->st, up->mb.id, uid, &row, error_r);
 
 	res->uid = uid;
 	if (r > 0 && (!u->has_unchangedsince ||
 	    row.modseq <= u->unchangedsince))
-		r = store_file_find(up->f, &up->lk, &row, &file, error_r);
+		r = store_update_file(up, &row, &flags, error_r);
 	else if (r > 0)
 		res->modified = true;
 	res->gone = r == 0;
@@ -191,13 +234,9 @@ store_update_one(struct store_update *up, uint32_t uid,
 		row.keywords = NULL;
 		goto done;
 	}
-	unsigned flags = store_update_apply(u->op, file.flags,
-	    u->flags & STORE_F_ALL);
 	res->keywords = store_kwlist_apply(row.keywords, u->op, up->kws,
 	    up->nkws);
-	if (store_file_reflag(up->f, &row, &file, flags, error_r) < 0) {
-		r = -1;
-	} else if (flags != row.flags ||
+	if (flags != row.flags ||
 	    !store_kwlist_equal(res->keywords, row.keywords)) {
 		res->changed = true;
 		res->flags = flags;
@@ -246,14 +285,13 @@ store_update_flags(struct store *st, const char *mailbox,
     const uint32_t *uids, size_t n, const struct store_flag_update *u,
     struct store_flag_result *res, char **error_r)
 {
-	struct store_folder f;
-	struct store_update up = { .st = st, .f = &f, .u = u };
+	struct store_update up = { .st = st, .u = u };
 	int r = -1;
 
 	if (n > 0)
 		memset(res, 0, n * sizeof(*res));
 	if (store_update_check(u, error_r) < 0 ||
-	    store_folder_open(st, mailbox, &f, error_r) < 0)
+	    (up.f = store_folder_open(st, mailbox, error_r)) == NULL)
 		return -1;
 	if (store_begin(st, error_r) == 0)
 		r = store_finish(st, store_update_locked(&up, uids, n, res,
@@ -265,7 +303,6 @@ store_update_flags(struct store *st, const char *mailbox,
 	store_lookup_free(&up.lk);
 	store_kwset_free(&up.ks);
 	free((void *)up.kws);
-	store_folder_close(&f);
 	return r;
 }
 
@@ -290,7 +327,21 @@ store_expunge_file(const struct store_folder *f, struct store_lookup *lk,
     const struct store_row *row, struct store_unlinked *u, char **error_r)
 {
 	char name[STORE_NAME_MAX + 1];
-	int dirfd;
+	int dirfd = f->curfd;
+
+	/* First by the name the index knows: no lookup in the common case. */
+	bool named = store_name_build(name, row->base, row->baselen,
+	    row->flags, NULL) == 0;
+
+	if (named && unlinkat(dirfd, name, 0) == 0) {
+		u->cur = true;
+		return 0;
+	}
+	if (named && errno != ENOENT) {
+		store_fail(error_r, errno, "%s: unlink: %s", f->dir,
+		    strerror(errno));
+		return -1;
+	}
 	int r = store_find_file(f, lk, row->base, row->flags, &dirfd, name);
 
 	if (r == 1 && unlinkat(dirfd, name, 0) == 0)
@@ -365,15 +416,14 @@ int
 store_expunge(struct store *st, const char *mailbox, const uint32_t *uids,
     size_t n, char **error_r)
 {
-	struct store_folder f;
+	struct store_folder *f;
 	int r = -1;
 
-	if (store_folder_open(st, mailbox, &f, error_r) < 0)
+	if ((f = store_folder_open(st, mailbox, error_r)) == NULL)
 		return -1;
 	if (store_begin(st, error_r) == 0)
-		r = store_finish(st, store_expunge_locked(st, &f, uids, n,
+		r = store_finish(st, store_expunge_locked(st, f, uids, n,
 		    error_r), error_r);
-	store_folder_close(&f);
 	return r;
 }
 
@@ -406,18 +456,17 @@ int
 store_vanished(struct store *st, const char *mailbox, uint64_t since_modseq,
     uint32_t **uids, size_t *n, char **error_r)
 {
-	struct store_folder f;
+	struct store_folder *f;
 	struct store_mbox mb;
 
 	*uids = NULL;
 	*n = 0;
-	if (store_folder_open(st, mailbox, &f, error_r) < 0)
+	if ((f = store_folder_open(st, mailbox, error_r)) == NULL)
 		return -1;
-	int r = store_mbox_find(st, f.name, &mb, error_r);
+	int r = store_mbox_find(st, f->name, &mb, error_r);
 	if (r > 0)
 		r = store_vanished_read(st, mb.id, since_modseq, uids, n,
 		    error_r);
-	store_folder_close(&f);
 	if (r < 0) {
 		x_free(uids);
 		*n = 0;

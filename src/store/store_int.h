@@ -53,6 +53,7 @@ enum store_sql {
 	SQL_MSG_UPDATE,
 	SQL_MSG_DELETE,
 	SQL_SUMMARY_GET,
+	SQL_SUMMARY_BY_NAME,
 	SQL_SUMMARY_SET,
 	SQL_VANISHED_ADD,
 	SQL_VANISHED_LIST,
@@ -64,12 +65,6 @@ enum store_sql {
 	SQL_COUNT
 };
 
-struct store {
-	char *root;		/* the user's Maildir++ root */
-	sqlite3 *db;
-	sqlite3_stmt *sql[SQL_COUNT];
-};
-
 /* A mailbox's row in the index. */
 struct store_mbox {
 	int64_t id;
@@ -79,12 +74,50 @@ struct store_mbox {
 	unsigned special;
 };
 
-/* A mailbox's Maildir, opened for one operation. */
+/* Folders a store keeps open between calls: enough for COPY's two and
+ * a few STATUS targets. */
+#define STORE_FOLDERS		4
+
+/* A mailbox's Maildir, kept open in struct store between calls (so that
+ * the per-message calls, summaries above all, make no system call to
+ * find it). A caller gets a pointer to the store's slot and must not
+ * keep it past the call: another get may reuse the slot, except that
+ * the one most recently got is never taken for a different mailbox, so
+ * two folders may be held at once (COPY). */
 struct store_folder {
-	char *name;		/* as in the index: "INBOX" or "a/b" */
+	char *name;		/* as in the index: "INBOX" or "a/b"; NULL:
+				 * the slot is free */
 	char *dir;
+	char *curpath;		/* dir/cur, dir/new: for the checks */
+	char *newpath;
 	int curfd;
 	int newfd;
+	struct stat cur_st;	/* cur/ and new/ as of the last check */
+	struct stat new_st;
+	uint64_t used;		/* LRU: st->tick of the last get */
+};
+
+/* The result of the last full load of one mailbox, handed out again as
+ * long as neither its folder's cur/ and new/ nor its index row changed
+ * (see store_scan.c: store_snap_hit for why that is safe). */
+struct store_snap {
+	char *name;		/* NULL: none */
+	struct store_mbox mb;	/* the row it matched */
+	struct stat cur_st;
+	struct stat new_st;
+	struct store_msg *msgs;
+	size_t count;
+};
+
+struct store {
+	char *root;		/* the user's Maildir++ root */
+	sqlite3 *db;
+	sqlite3_stmt *sql[SQL_COUNT];
+	struct store_folder folders[STORE_FOLDERS];
+	uint64_t tick;
+	char *name_in;		/* the last mailbox name resolved, as given */
+	char *name_norm;	/* and normalized */
+	struct store_snap snap;
 };
 
 /* A message file seen in cur/ (or new/, for lookups). */
@@ -221,6 +254,13 @@ bool store_kwlist_equal(const char *a, const char *b);
 
 /* ---- store_scan.c: scans, loads, message files -------------------------- */
 
+/* Frees the load snapshot. */
+void store_snap_free(struct store_snap *sn);
+/* store_mailbox_load that does not make its result the store's snapshot
+ * (STATUS: the selected mailbox's stays). */
+int store_mailbox_load_peek(struct store *st, const char *mailbox,
+    struct store_mailbox *out, char **error_r);
+
 void store_scan_free(struct store_scan *sc);
 void store_lookup_free(struct store_lookup *lk);
 /* Sets *dirfd and copies the file's name to out (STORE_NAME_MAX + 1).
@@ -257,11 +297,24 @@ int store_mbox_update(struct store *st, const struct store_mbox *mb,
     char **error_r);
 /* Removes a mailbox's rows: messages, vanished, keywords, itself. */
 int store_mbox_drop(struct store *st, int64_t id, char **error_r);
-/* Resolves mailbox (validated; ENOENT when its folder is missing) to
- * its Maildir and opens cur/ and new/. */
-int store_folder_open(struct store *st, const char *mailbox,
-    struct store_folder *f, char **error_r);
-void store_folder_close(struct store_folder *f);
+/* mailbox (a client's name) checked and normalized: a string owned by
+ * st, valid until the next call; NULL with EINVAL. */
+const char *store_name_resolve(struct store *st, const char *mailbox,
+    char **error_r);
+/* Resolves mailbox (validated; ENOENT when its folder is missing) to its
+ * Maildir, kept open in st: a cached folder is checked (a stat of cur/
+ * and new/, whose results are left in f->cur_st and f->new_st) and
+ * opened again when another process replaced or removed it. Missing
+ * cur/, new/ and tmp/ are made (and INBOX's root). The folder or NULL. */
+struct store_folder *store_folder_open(struct store *st, const char *mailbox,
+    char **error_r);
+/* store_folder_open without the check of a cached folder: for reading
+ * a message the index just named. */
+struct store_folder *store_folder_cached(struct store *st,
+    const char *mailbox, char **error_r);
+/* Closes every cached folder and drops the load snapshot: after this
+ * store deleted or renamed folders. */
+void store_folders_forget(struct store *st);
 /* Makes the folder of name (normalized) and its missing superiors, and
  * their rows: errno EEXIST when name exists. */
 int store_mailbox_create_locked(struct store *st, const char *name,

@@ -210,18 +210,17 @@ int
 store_mailbox_keywords(struct store *st, const char *mailbox, char ***out,
     size_t *n, char **error_r)
 {
-	struct store_folder f;
+	struct store_folder *f;
 	struct store_mbox mb;
 	struct store_kwset ks = { 0 };
 
 	*out = NULL;
 	*n = 0;
-	if (store_folder_open(st, mailbox, &f, error_r) < 0)
+	if ((f = store_folder_open(st, mailbox, error_r)) == NULL)
 		return -1;
-	int r = store_mbox_find(st, f.name, &mb, error_r);
+	int r = store_mbox_find(st, f->name, &mb, error_r);
 	if (r > 0)
 		r = store_kwset_load(st, mb.id, &ks, error_r);
-	store_folder_close(&f);
 	if (r < 0) {
 		store_kwset_free(&ks);
 		return -1;

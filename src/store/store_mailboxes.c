@@ -134,63 +134,205 @@ store_mbox_drop(struct store *st, int64_t id, char **error_r)
 
 /* ---- folders ------------------------------------------------------------ */
 
-void
-store_folder_close(struct store_folder *f)
-{
-	int e = errno;
+/* Every call of the IMAP session names its mailbox, and most (a FETCH's
+ * summaries, one per message) need nothing but the index: resolving the
+ * name, opening the folder and making sure its directories exist used
+ * to cost ~30 failed mkdir(2) and 3 open(2) per call. Folders now stay
+ * open in the store; a check costs two stat(2), and directories are
+ * made only when an open finds them missing. */
 
+const char *
+store_name_resolve(struct store *st, const char *mailbox, char **error_r)
+{
+	/* The normalized name given back (it may be freed below). */
+	if (mailbox == st->name_norm ||
+	    (st->name_in != NULL && strcmp(st->name_in, mailbox) == 0))
+		return st->name_norm;
+	if (!store_mailbox_name_ok(mailbox)) {
+		store_fail(error_r, EINVAL, "invalid mailbox name");
+		return NULL;
+	}
+	x_free(&st->name_in);
+	x_free(&st->name_norm);
+	st->name_in = x_strdup(mailbox);
+	st->name_norm = store_name_normalize(mailbox);
+	return st->name_norm;
+}
+
+static void
+store_folder_clear(struct store_folder *f)
+{
 	if (f->curfd >= 0)
 		close(f->curfd);
 	if (f->newfd >= 0)
 		close(f->newfd);
-	f->curfd = f->newfd = -1;
-	x_free(&f->dir);
 	x_free(&f->name);
+	x_free(&f->dir);
+	x_free(&f->curpath);
+	x_free(&f->newpath);
+	memset(f, 0, sizeof(*f));
+	f->curfd = f->newfd = -1;
+}
+
+void
+store_folders_forget(struct store *st)
+{
+	int e = errno;
+
+	for (size_t i = 0; i < STORE_FOLDERS; i++)
+		store_folder_clear(&st->folders[i]);
+	store_snap_free(&st->snap);
 	errno = e;
 }
 
-/* INBOX is made when missing; another folder must exist, then its
- * missing subfolders are made. */
-int
-store_folder_open(struct store *st, const char *mailbox,
-    struct store_folder *f, char **error_r)
+/* Opens the subdirectory sub of dirfd, making it when it is missing. */
+static int
+store_subdir_open(int dirfd, const char *sub)
+{
+	int fd = openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	if (mkdirat(dirfd, sub, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return openat(dirfd, sub, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* The folder's directory: INBOX's root is made when missing; another
+ * mailbox's must exist (symlinks are followed, as LIST counts them). */
+static int
+store_dir_open(const struct store_folder *f, bool inbox, char **error_r)
+{
+	int fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 && errno == ENOENT && inbox &&
+	    fs_mkdir_p(f->dir, 0700) == 0)
+		fd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	if (!inbox && (errno == ENOENT || errno == ENOTDIR))
+		store_fail(error_r, ENOENT, "no such mailbox");
+	else
+		store_fail(error_r, errno, "%s: %s", f->dir, strerror(errno));
+	return -1;
+}
+
+/* Opens the Maildir of the normalized name into f (a cleared slot). */
+static int
+store_folder_load(struct store *st, const char *name, struct store_folder *f,
+    char **error_r)
 {
 	struct stat sb;
+	bool inbox = store_name_is_inbox(name);
 
-	memset(f, 0, sizeof(*f));
-	f->curfd = f->newfd = -1;
-	if (!store_mailbox_name_ok(mailbox)) {
-		store_fail(error_r, EINVAL, "invalid mailbox name");
-		return -1;
-	}
-	f->name = store_name_normalize(mailbox);
-	if (store_name_is_inbox(f->name)) {
+	f->name = x_strdup(name);
+	if (inbox) {
 		f->dir = x_strdup(st->root);
 	} else {
-		char *folder = store_name_folder(f->name);
+		char *folder = store_name_folder(name);
 		f->dir = x_asprintf("%s/%s", st->root, folder);
 		x_free(&folder);
-		if (stat(f->dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
-			store_fail(error_r, ENOENT, "no such mailbox");
-			goto fail;
-		}
 	}
-	if (maildir_create(f->dir) < 0)
-		goto fail_errno;
-	int dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	f->curpath = x_asprintf("%s/cur", f->dir);
+	f->newpath = x_asprintf("%s/new", f->dir);
+	int dfd = store_dir_open(f, inbox, error_r);
 	if (dfd < 0)
-		goto fail_errno;
-	f->curfd = openat(dfd, "cur", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	f->newfd = openat(dfd, "new", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		goto fail;
+	f->curfd = store_subdir_open(dfd, "cur");
+	f->newfd = store_subdir_open(dfd, "new");
+	int tmp = fstatat(dfd, "tmp", &sb, 0) == 0 || (errno == ENOENT &&
+	    (mkdirat(dfd, "tmp", 0700) == 0 || errno == EEXIST)) ? 0 : -1;
 	close(dfd);
-	if (f->curfd < 0 || f->newfd < 0)
-		goto fail_errno;
+	if (f->curfd < 0 || f->newfd < 0 || tmp < 0 ||
+	    fstat(f->curfd, &f->cur_st) < 0 || fstat(f->newfd, &f->new_st) < 0) {
+		store_fail(error_r, errno, "%s: %s", f->dir, strerror(errno));
+		goto fail;
+	}
 	return 0;
-fail_errno:
-	store_fail(error_r, errno, "%s: %s", f->dir, strerror(errno));
 fail:
-	store_folder_close(f);
+	store_folder_clear(f);
 	return -1;
+}
+
+static bool
+store_same_dir(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* Still the folder at its path? cur/ and new/ as named now must be the
+ * directories open: a folder deleted, renamed or replaced by another
+ * process fails this. The open descriptors keep the old inodes alive,
+ * so their numbers cannot have been reused. Leaves the fresh stats in
+ * f. */
+static bool
+store_folder_check(struct store_folder *f)
+{
+	struct stat cur, new;
+
+	if (stat(f->curpath, &cur) < 0 || stat(f->newpath, &new) < 0 ||
+	    !store_same_dir(&cur, &f->cur_st) ||
+	    !store_same_dir(&new, &f->new_st))
+		return false;
+	f->cur_st = cur;
+	f->new_st = new;
+	return true;
+}
+
+/* The slot for name: its own, or the least recently used (never the one
+ * got last, which a caller may still hold). */
+static struct store_folder *
+store_folder_slot(struct store *st, const char *name, bool *found)
+{
+	struct store_folder *lru = &st->folders[0];
+
+	for (size_t i = 0; i < STORE_FOLDERS; i++) {
+		struct store_folder *f = &st->folders[i];
+		if (f->name != NULL && strcmp(f->name, name) == 0) {
+			*found = true;
+			return f;
+		}
+		if (f->name == NULL || (lru->name != NULL &&
+		    f->used < lru->used))
+			lru = f;
+	}
+	*found = false;
+	return lru;
+}
+
+static struct store_folder *
+store_folder_get(struct store *st, const char *mailbox, bool check,
+    char **error_r)
+{
+	bool found;
+	const char *name = store_name_resolve(st, mailbox, error_r);
+
+	if (name == NULL)
+		return NULL;
+	struct store_folder *f = store_folder_slot(st, name, &found);
+	f->used = ++st->tick;
+	if (found && (!check || store_folder_check(f)))
+		return f;
+	char *copy = x_strdup(name);
+	store_folder_clear(f);
+	int r = store_folder_load(st, copy, f, error_r);
+	x_free(&copy);
+	if (r < 0)
+		return NULL;
+	f->used = st->tick;
+	return f;
+}
+
+struct store_folder *
+store_folder_open(struct store *st, const char *mailbox, char **error_r)
+{
+	return store_folder_get(st, mailbox, true, error_r);
+}
+
+struct store_folder *
+store_folder_cached(struct store *st, const char *mailbox, char **error_r)
+{
+	return store_folder_get(st, mailbox, false, error_r);
 }
 
 static int
@@ -701,6 +843,7 @@ store_mailbox_delete(struct store *st, const char *name, char **error_r)
 		r = store_finish(st, store_delete_locked(st, norm, error_r),
 		    error_r);
 	x_free(&norm);
+	store_folders_forget(st);
 	if (r == 0)
 		store_trash_empty(st);
 	return r;
@@ -914,8 +1057,7 @@ static int
 store_rename_inbox(struct store *st, const char *to, char **error_r)
 {
 	struct store_mailbox inbox;
-	struct store_folder src = { .curfd = -1, .newfd = -1 };
-	struct store_folder dst = { .curfd = -1, .newfd = -1 };
+	struct store_folder *src, *dst;
 	int r = -1;
 
 	/* Brings messages delivered to new/ in first: all of them move. A
@@ -930,23 +1072,22 @@ store_rename_inbox(struct store *st, const char *to, char **error_r)
 	size_t n = inbox.count, copied;
 	uint32_t uidvalidity;
 	store_mailbox_free(&inbox);
-	if (store_folder_open(st, "INBOX", &src, error_r) < 0 ||
+	if ((src = store_folder_open(st, "INBOX", error_r)) == NULL ||
 	    store_durable(st, true, error_r) < 0)
 		goto done;
 	if (store_begin(st, error_r) == 0) {
 		r = store_mailbox_create_locked(st, to, 0, error_r);
+		if (r == 0 && (dst = store_folder_open(st, to, error_r)) ==
+		    NULL)
+			r = -1;
 		if (r == 0)
-			r = store_folder_open(st, to, &dst, error_r);
-		if (r == 0)
-			r = store_copy_locked(st, &src, &dst, uids, n, true,
+			r = store_copy_locked(st, src, dst, uids, n, true,
 			    &uidvalidity, uids + n, uids + 2 * n, &copied,
 			    error_r);
 		r = store_finish(st, r, error_r);
 	}
 	(void)store_durable(st, false, NULL);
 done:
-	store_folder_close(&dst);
-	store_folder_close(&src);
 	x_free(&uids);
 	return r;
 }
@@ -970,6 +1111,7 @@ store_mailbox_rename(struct store *st, const char *from, const char *to,
 	} else if (store_begin(st, error_r) == 0) {
 		r = store_finish(st, store_rename_locked(st, nf, nt, error_r),
 		    error_r);
+		store_folders_forget(st);
 	}
 done:
 	x_free(&nt);
@@ -986,7 +1128,7 @@ store_mailbox_status(struct store *st, const char *name,
 	struct store_mailbox mb;
 
 	memset(out, 0, sizeof(*out));
-	if (store_mailbox_load(st, name, &mb, error_r) < 0)
+	if (store_mailbox_load_peek(st, name, &mb, error_r) < 0)
 		return -1;
 	out->messages = (uint32_t)mb.count;
 	out->uidnext = mb.uidnext;

@@ -16,10 +16,20 @@
 #include "store/maildir.h"
 #include "store/mime.h"
 
-/* New messages a load summarizes at once (the rest when first asked
- * for): deliveries arrive a few at a time, while a Maildir moved in may
- * hold many thousands. */
-#define STORE_SUMMARY_EAGER	100
+/* A load summarizes every new message (FETCH ENVELOPE or BODYSTRUCTURE
+ * of a mailbox then reads no message file): STORE_SUMMARY_CHUNK files
+ * are read and parsed outside any transaction, then written in one
+ * short one, so other sessions wait for the index at most that long.
+ * Deliveries arrive a few at a time; a Maildir moved in may hold many
+ * thousands (~20,000 a second here): after STORE_SUMMARY_BUDGET seconds
+ * the load stops, and the rest are summarized when first asked for
+ * (store_msg_summary), so a first SELECT never blocks for minutes. */
+#define STORE_SUMMARY_CHUNK	256
+#define STORE_SUMMARY_BUDGET	5
+
+/* A load's snapshot is only kept when cur/ and new/ last changed at
+ * least this many seconds before the scan (see store_snap_hit). */
+#define STORE_SNAP_AGE		2
 
 /* ---- folder scans ------------------------------------------------------- */
 
@@ -584,17 +594,140 @@ store_load_free(struct store_load *ld)
 	x_free(&ld->msgs);
 }
 
-int
-store_mailbox_load(struct store *st, const char *mailbox,
+/* ---- the load snapshot -------------------------------------------------- */
+
+/* A load of a mailbox where nothing changed gives what the last one gave:
+ * then it need not read cur/ (10,000 entries), the index's rows, nor
+ * take the write lock. "Nothing changed" is:
+ *
+ * - the mailbox's index row is the same (id, UIDVALIDITY, UIDNEXT,
+ *   HIGHESTMODSEQ): every change a store makes to a mailbox's messages
+ *   (flags, keywords, expunge, APPEND, COPY, a load's own changes)
+ *   raises HIGHESTMODSEQ or UIDNEXT in the transaction that makes it;
+ * - cur/ and new/ are the same directories with the same mtime and
+ *   ctime: anything else that changes the Maildir (a delivery linking
+ *   into new/, a Maildir reader renaming a file for its flags or
+ *   removing it) adds, renames or removes an entry, which sets both.
+ *
+ * Timestamps have a granularity (a kernel tick, or a second on some file
+ * systems): a change in the same tick as the one a snapshot saw would
+ * leave them as they were. So a snapshot is only kept when the stamps,
+ * taken before the scan and found unchanged after it, are at least
+ * STORE_SNAP_AGE seconds old: any later change then writes a newer time.
+ * (A clock set back by more than that, or a network file system whose
+ * server clock lags ours, could defeat this; so could anyone setting a
+ * directory's mtime by hand, though not its ctime.) One snapshot per
+ * store, of the mailbox last loaded by store_mailbox_load: a session's
+ * selected mailbox. */
+
+void
+store_snap_free(struct store_snap *sn)
+{
+	for (size_t i = 0; i < sn->count; i++) {
+		x_free(&sn->msgs[i].path);
+		x_free(&sn->msgs[i].keywords);
+	}
+	x_free(&sn->msgs);
+	x_free(&sn->name);
+	memset(sn, 0, sizeof(*sn));
+}
+
+static bool
+store_ts_equal(struct timespec a, struct timespec b)
+{
+	return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+static bool
+store_stamp_equal(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
+	    store_ts_equal(a->st_mtim, b->st_mtim) &&
+	    store_ts_equal(a->st_ctim, b->st_ctim);
+}
+
+static bool
+store_stamp_old(const struct stat *sb, time_t now)
+{
+	return sb->st_mtim.tv_sec <= now - STORE_SNAP_AGE &&
+	    sb->st_ctim.tv_sec <= now - STORE_SNAP_AGE;
+}
+
+static void
+store_msgs_copy(struct store_msg *dst, const struct store_msg *src, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		dst[i] = src[i];
+		dst[i].path = x_strdup(src[i].path);
+		dst[i].keywords = src[i].keywords != NULL ?
+		    x_strdup(src[i].keywords) : NULL;
+	}
+}
+
+/* The snapshot into out when it still holds: 1, 0 not, -1 error. f's
+ * stats are fresh (store_folder_open). */
+static int
+store_snap_hit(struct store *st, const struct store_folder *f,
     struct store_mailbox *out, char **error_r)
 {
-	struct store_folder f;
-	struct store_load ld = { .st = st, .f = &f };
+	const struct store_snap *sn = &st->snap;
+	struct store_mbox mb;
+
+	if (sn->name == NULL || strcmp(sn->name, f->name) != 0 ||
+	    !store_stamp_equal(&sn->cur_st, &f->cur_st) ||
+	    !store_stamp_equal(&sn->new_st, &f->new_st))
+		return 0;
+	int r = store_mbox_find(st, f->name, &mb, error_r);
+	if (r <= 0)
+		return r;
+	if (mb.id != sn->mb.id || mb.uidvalidity != sn->mb.uidvalidity ||
+	    mb.uidnext != sn->mb.uidnext ||
+	    mb.highestmodseq != sn->mb.highestmodseq)
+		return 0;
+	out->uidvalidity = mb.uidvalidity;
+	out->uidnext = mb.uidnext;
+	out->highestmodseq = mb.highestmodseq;
+	out->count = sn->count;
+	out->msgs = x_calloc(sn->count ? sn->count : 1, sizeof(*out->msgs));
+	store_msgs_copy(out->msgs, sn->msgs, sn->count);
+	return 1;
+}
+
+/* Keeps a copy of a full load's result when cur/ and new/ did not change
+ * since f's stats (taken before the scan) and those are old enough. */
+static void
+store_snap_keep(struct store *st, const struct store_folder *f,
+    const struct store_mbox *mb, const struct store_mailbox *out)
+{
+	struct store_snap *sn = &st->snap;
+	struct stat cur, new;
+
+	store_snap_free(sn);
+	time_t now = time(NULL);
+	if (fstat(f->curfd, &cur) < 0 || fstat(f->newfd, &new) < 0 ||
+	    !store_stamp_equal(&cur, &f->cur_st) ||
+	    !store_stamp_equal(&new, &f->new_st) ||
+	    !store_stamp_old(&cur, now) || !store_stamp_old(&new, now))
+		return;
+	sn->name = x_strdup(f->name);
+	sn->mb = *mb;
+	sn->cur_st = cur;
+	sn->new_st = new;
+	sn->count = out->count;
+	sn->msgs = x_calloc(out->count ? out->count : 1, sizeof(*sn->msgs));
+	store_msgs_copy(sn->msgs, out->msgs, out->count);
+}
+
+/* ---- loading (continued) ------------------------------------------------ */
+
+/* The full load: scan, index, summaries of the new messages. */
+static int
+store_load_full(struct store *st, const struct store_folder *f,
+    struct store_mailbox *out, bool keep, char **error_r)
+{
+	struct store_load ld = { .st = st, .f = f };
 	int r = -1;
 
-	memset(out, 0, sizeof(*out));
-	if (store_folder_open(st, mailbox, &f, error_r) < 0)
-		return -1;
 	if (store_durable(st, true, error_r) < 0)
 		goto done;
 	if (store_begin(st, error_r) < 0 ||
@@ -617,15 +750,46 @@ store_mailbox_load(struct store *st, const char *mailbox,
 	ld.msgs = NULL;
 	ld.nmsgs = 0;
 	/* New UIDs are above all others: the last ones after the sort. */
-	size_t eager = ld.nnew < STORE_SUMMARY_EAGER ? ld.nnew :
-	    STORE_SUMMARY_EAGER;
 	store_summaries_fill(st, ld.mb.id, out->msgs + out->count - ld.nnew,
-	    eager);
+	    ld.nnew);
+	if (keep)
+		store_snap_keep(st, f, &ld.mb, out);
 	r = 0;
 done:
 	store_load_free(&ld);
-	store_folder_close(&f);
 	return r;
+}
+
+/* keep: make this the store's snapshot (STATUS of another mailbox does
+ * not replace the selected one's). */
+static int
+store_load(struct store *st, const char *mailbox, struct store_mailbox *out,
+    bool keep, char **error_r)
+{
+	struct store_folder *f;
+
+	memset(out, 0, sizeof(*out));
+	if ((f = store_folder_open(st, mailbox, error_r)) == NULL)
+		return -1;
+	int r = store_snap_hit(st, f, out, error_r);
+	if (r != 0)
+		return r > 0 ? 0 : -1;
+	keep |= st->snap.name != NULL && strcmp(st->snap.name, f->name) == 0;
+	return store_load_full(st, f, out, keep, error_r);
+}
+
+int
+store_mailbox_load(struct store *st, const char *mailbox,
+    struct store_mailbox *out, char **error_r)
+{
+	return store_load(st, mailbox, out, true, error_r);
+}
+
+int
+store_mailbox_load_peek(struct store *st, const char *mailbox,
+    struct store_mailbox *out, char **error_r)
+{
+	return store_load(st, mailbox, out, false, error_r);
 }
 
 void
@@ -726,10 +890,9 @@ store_summary_set(struct store *st, int64_t mbox_id, uint32_t uid,
 	return store_run(st, s, error_r);
 }
 
-/* A cache: what cannot be read or parsed now is computed again when
- * asked for (store_msg_summary), so failures are only logged. */
-void
-store_summaries_fill(struct store *st, int64_t mbox_id,
+/* One chunk: files read without the lock, one short transaction. */
+static void
+store_summaries_chunk(struct store *st, int64_t mbox_id,
     const struct store_msg *msgs, size_t n)
 {
 	struct mime_summary *sums = x_calloc(n ? n : 1, sizeof(*sums));
@@ -763,6 +926,26 @@ store_summaries_fill(struct store *st, int64_t mbox_id,
 		mime_summary_free(&sums[i]);
 	x_free(&sums);
 	x_free(&ok);
+}
+
+/* A cache: what cannot be read or parsed now is computed again when
+ * asked for (store_msg_summary), so failures are only logged. */
+void
+store_summaries_fill(struct store *st, int64_t mbox_id,
+    const struct store_msg *msgs, size_t n)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (size_t i = 0; i < n; i += STORE_SUMMARY_CHUNK) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		if (t.tv_sec - t0.tv_sec >= STORE_SUMMARY_BUDGET) {
+			log_info("store: %zu summaries left for later", n - i);
+			break;
+		}
+		store_summaries_chunk(st, mbox_id, msgs + i,
+		    n - i < STORE_SUMMARY_CHUNK ? n - i : STORE_SUMMARY_CHUNK);
+	}
 }
 
 /* ---- opening a message -------------------------------------------------- */

@@ -508,12 +508,28 @@ def test_pop3_and_imap_on_one_mailbox(imap):
     p.pass_(PASSWORD)
     uidl = p.uidl()[1]
     assert len(uidl) == 2
+    # UIDL is IMAP's UIDVALIDITY and UID (8 hex digits each)
+    uv = int(c.untagged_responses["UIDVALIDITY"][0])
+    uids = ok(c.fetch("1:2", "(UID)"))
+    for line, f in zip(uidl, uids):
+        n, u = line.split()
+        uid = int(re.search(rb"UID (\d+)", f).group(1))
+        assert u == b"%08x%08x" % (uv, uid), (line, f)
     p.dele(1)
     p.quit()
     ok(c.noop())
     assert c.untagged_responses.get("EXPUNGE") == [b"1"]
     data = ok(c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
     assert b"p2" in data[0][1]
+    # IMAP deletes, POP3 sees one message less at its next session
+    ok(c.store("1", "+FLAGS", "(\\Deleted)"))
+    ok(c.expunge())
+    p = poplib.POP3(imap.host, imap.p110, timeout=TIMEOUT)
+    p.stls(context=ctx())
+    p.user(ALICE)
+    p.pass_(PASSWORD)
+    assert p.stat()[0] == 0
+    p.quit()
     c.logout()
 
 
