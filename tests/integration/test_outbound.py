@@ -90,7 +90,11 @@ def net(server, tmp_path):
     zone_dir = tmp_path / "zone"
     zone_dir.mkdir()
     port, stop = dnszone.start(ZONE, str(zone_dir))
-    peer = server(users=["carol@other.test"], hostname="mx.other.test")
+    try:
+        peer = server(users=["carol@other.test"], hostname="mx.other.test")
+    except BaseException:
+        stop()
+        raise
     sinks = []
 
     class Net:
@@ -116,10 +120,12 @@ def net(server, tmp_path):
 
     n.sender = sender
     n.sink = sink
-    yield n
-    for s in sinks:
-        s.stop()
-    stop()
+    try:
+        yield n
+    finally:
+        for s in sinks:
+            s.stop()
+        stop()
 
 
 def submit(srv, rcpt, subject="outbound", sender=ALICE, body="hello\r\n",
