@@ -35,7 +35,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 objs = $(patsubst %.c,build/$(1)/obj/%.o,$(2))
 
 .PHONY: all check unit integration asan-check fuzz fuzz-build fuzz-replay \
-        run install clean deps
+        run install clean deps bench
 .DELETE_ON_ERROR:
 .SECONDARY:
 
@@ -115,14 +115,19 @@ fuzz: fuzz-build
 	     build/fuzz/corpus/$$n tests/fuzz/corpus/$$n || exit 1; \
 	done
 
+# ---- the disk fault shim (LD_PRELOAD) for tests/integration ------------
+build/faults/libfaults.so: tests/faults/faults.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -shared -fPIC $< -o $@ -ldl
+
 # ---- tests ---------------------------------------------------------------
 unit: $(UNIT_PLAIN)
 	@for t in $^; do echo "unit: $$t"; $$t || exit 1; done
 
-integration: build/correo
+integration: build/correo build/faults/libfaults.so
 	CORREO_BIN=$(CURDIR)/build/correo $(PYTEST) $(PYTEST_ARGS) tests/integration
 
-asan-check: build/asan/correo $(UNIT_ASAN)
+asan-check: build/asan/correo build/faults/libfaults.so $(UNIT_ASAN)
 	@for t in $(UNIT_ASAN); do echo "unit (asan): $$t"; \
 	  ASAN_OPTIONS=detect_leaks=1 $$t || exit 1; done
 	CORREO_BIN=$(CURDIR)/build/asan/correo CORREO_SANITIZED=1 \
@@ -139,6 +144,19 @@ check: deps
 
 run: deps build/correo
 	./build/correo serve
+
+# Side by side with Postfix and Dovecot (bench/README.md); not part of
+# `make check`. Needs root (installs and starts them). BENCH_QUICK=1: a
+# smoke run with tiny sizes; BENCH_ROUNDS=N: rounds per figure (3).
+bench: deps
+	$(MAKE) build/correo
+	@mkdir -p build/bench
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) \
+	  $$(pkg-config --cflags libevent_core libevent_openssl libssl) \
+	  bench/imapload.c -o build/bench/imapload \
+	  $$(pkg-config --libs libevent_core libevent_openssl libssl libcrypto)
+	CORREO_BIN=$(CURDIR)/build/correo \
+	  IMAPLOAD_BIN=$(CURDIR)/build/bench/imapload /usr/bin/python3 bench/run
 
 install: build/correo
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 \

@@ -8,7 +8,7 @@ libevent-dev libssl-dev libsqlite3-dev sqlite3 libunbound-dev
 libgmime-3.0-dev libgsasl-dev libcrypt-dev libinih-dev libcmocka-dev
 python3 python3-pytest swaks libnet-ssleay-perl openssl
 fetchmail getmail6 msmtp gsasl isync offlineimap3 unbound dnsmasq-base postfix
-libsasl2-modules dns-root-data"
+libsasl2-modules dns-root-data ldnsutils"
 
 missing=""
 for p in $PKGS; do

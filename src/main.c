@@ -24,6 +24,7 @@ usage(FILE *f)
 	    "  domain add|del DOMAIN ; domain list\n"
 	    "  alias add ADDRESS TARGET[,TARGET...] ; alias del ADDRESS ;"
 	    " alias list\n"
+	    "  odmr add DOMAIN USER ; odmr del DOMAIN ; odmr list\n"
 	    "  queue list|show ID|flush [ID]|delete ID\n"
 	    "  version\n"
 	    "\n"
@@ -76,6 +77,8 @@ dispatch(struct config *cfg, int verbose, int argc, char **argv)
 		return cli_domain(cfg, argc, argv);
 	if (strcmp(cmd, "alias") == 0)
 		return cli_alias(cfg, argc, argv);
+	if (strcmp(cmd, "odmr") == 0)
+		return cli_odmr(cfg, argc, argv);
 	if (strcmp(cmd, "queue") == 0)
 		return cli_queue(cfg, argc, argv);
 	fprintf(stderr, "correo: unknown command \"%s\"\n", cmd);

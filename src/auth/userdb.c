@@ -57,7 +57,14 @@ static const char userdb_schema[] =
     " PRIMARY KEY(alias, pos));"
     "CREATE TABLE IF NOT EXISTS settings("
     " name TEXT PRIMARY KEY NOT NULL,"
-    " value TEXT NOT NULL);";
+    " value TEXT NOT NULL);"
+    /* On-Demand Mail Relay (RFC 2645): mail for domain is held in the
+     * queue until user pulls it with ATRN. Added without a version
+     * change: older programs leave the table alone. */
+    "CREATE TABLE IF NOT EXISTS odmr("
+    " domain TEXT PRIMARY KEY NOT NULL,"
+    " user TEXT NOT NULL REFERENCES users(address) ON DELETE CASCADE);"
+    "CREATE INDEX IF NOT EXISTS odmr_user ON odmr(user);";
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -476,6 +483,9 @@ userdb_close(struct userdb *db)
 
 /* ---- domains ------------------------------------------------------------- */
 
+static int userdb_odmr_check_not_held(struct userdb *db, const char *d,
+    char **error_r);
+
 /* domain is canonical. 1, 0, or -1 on error. */
 static int
 userdb_domain_exists_locked(struct userdb *db, const char *domain)
@@ -507,8 +517,12 @@ userdb_domain_add(struct userdb *db, const char *domain, char **error_r)
 		return -1;
 	}
 	userdb_lock(db);
-	int rc = userdb_run(db, "INSERT INTO domains(name) VALUES(?1)", d,
-	    NULL);
+	int rc = SQLITE_ERROR;
+	if (userdb_odmr_check_not_held(db, d, error_r) == 0)
+		rc = userdb_run(db, "INSERT INTO domains(name) VALUES(?1)", d,
+		    NULL);
+	else
+		error_r = NULL;	/* already said why */
 	if (userdb_is_constraint(rc))
 		userdb_set_error(error_r, "domain %s already exists", d);
 	else if (rc != SQLITE_DONE)
@@ -643,8 +657,12 @@ userdb_user_add_locked(struct userdb *db, const char *local,
 		x_free(&address);
 		return -1;
 	}
-	int rc = userdb_run(db, "INSERT OR IGNORE INTO domains(name) "
-	    "VALUES(?1)", domain, NULL);
+	int rc = SQLITE_ERROR;
+	if (userdb_odmr_check_not_held(db, domain, error_r) == 0)
+		rc = userdb_run(db, "INSERT OR IGNORE INTO domains(name) "
+		    "VALUES(?1)", domain, NULL);
+	else
+		error_r = NULL;	/* already said why */
 	if (rc == SQLITE_DONE)
 		rc = userdb_user_insert(db, address, local, domain, hash);
 	if (userdb_is_constraint(rc))
@@ -992,6 +1010,179 @@ userdb_alias_list(struct userdb *db, struct strlist *out)
 	x_free(&cur);
 	buf_free(&line);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* ---- ODMR ---------------------------------------------------------------- */
+
+/* d is canonical. 1, 0, or -1 on error. */
+static int
+userdb_odmr_exists_locked(struct userdb *db, const char *d)
+{
+	return userdb_exists(db, "SELECT 1 FROM odmr WHERE domain = ?1", d,
+	    NULL);
+}
+
+/* A domain is either delivered here or held for a client, never both:
+ * refuses (with *error_r) to make an ODMR domain local. 0 or -1. */
+static int
+userdb_odmr_check_not_held(struct userdb *db, const char *d, char **error_r)
+{
+	int held = userdb_odmr_exists_locked(db, d);
+	if (held < 0)
+		userdb_db_error(db, error_r);
+	else if (held > 0)
+		userdb_set_error(error_r, "domain %s is held for ODMR; "
+		    "remove it with \"odmr del\" first", d);
+	return held == 0 ? 0 : -1;
+}
+
+static int
+userdb_odmr_insert_checked(struct userdb *db, const char *d, const char *u,
+    char **error_r)
+{
+	int local = userdb_domain_exists_locked(db, d);
+	int user = userdb_user_exists_locked(db, u);
+	if (local < 0 || user < 0) {
+		userdb_db_error(db, error_r);
+		return -1;
+	}
+	if (local > 0) {
+		userdb_set_error(error_r, "%s is a local domain", d);
+		return -1;
+	}
+	if (user == 0) {
+		userdb_set_error(error_r, "no such user: %s", u);
+		return -1;
+	}
+	int rc = userdb_run(db, "INSERT INTO odmr(domain, user) "
+	    "VALUES(?1, ?2)", d, u);
+	if (userdb_is_constraint(rc))
+		userdb_set_error(error_r, "domain %s is already held for ODMR",
+		    d);
+	else if (rc != SQLITE_DONE)
+		userdb_db_error(db, error_r);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* In one transaction, so that the checks hold against another process
+ * (the CLI beside the daemon). */
+static int
+userdb_odmr_add_locked(struct userdb *db, const char *d, const char *u,
+    char **error_r)
+{
+	if (userdb_exec(db, "BEGIN IMMEDIATE") < 0) {
+		userdb_db_error(db, error_r);
+		return -1;
+	}
+	if (userdb_odmr_insert_checked(db, d, u, error_r) < 0) {
+		(void)userdb_exec(db, "ROLLBACK");
+		return -1;
+	}
+	if (userdb_exec(db, "COMMIT") < 0) {
+		userdb_db_error(db, error_r);
+		(void)userdb_exec(db, "ROLLBACK");
+		return -1;
+	}
+	return 0;
+}
+
+int
+userdb_odmr_add(struct userdb *db, const char *domain, const char *user,
+    char **error_r)
+{
+	char *d = userdb_canonical_domain(domain);
+	char *u = userdb_canonical(user);
+	int r = -1;
+
+	if (d == NULL)
+		userdb_set_error(error_r, "invalid domain \"%s\"",
+		    domain != NULL ? domain : "");
+	else if (u == NULL)
+		userdb_set_error(error_r, "invalid address \"%s\"",
+		    user != NULL ? user : "");
+	else {
+		userdb_lock(db);
+		r = userdb_odmr_add_locked(db, d, u, error_r);
+		userdb_unlock(db);
+	}
+	x_free(&d);
+	x_free(&u);
+	return r;
+}
+
+int
+userdb_odmr_del(struct userdb *db, const char *domain, char **error_r)
+{
+	char *d = userdb_canonical_domain(domain);
+	if (d == NULL) {
+		userdb_set_error(error_r, "invalid domain \"%s\"",
+		    domain != NULL ? domain : "");
+		return -1;
+	}
+	int r = -1;
+	userdb_lock(db);
+	int rc = userdb_run(db, "DELETE FROM odmr WHERE domain = ?1", d, NULL);
+	if (rc != SQLITE_DONE)
+		userdb_db_error(db, error_r);
+	else if (sqlite3_changes(db->db) == 0)
+		userdb_set_error(error_r, "no such ODMR domain: %s", d);
+	else
+		r = 0;
+	userdb_unlock(db);
+	x_free(&d);
+	return r;
+}
+
+int
+userdb_odmr_list(struct userdb *db, struct strlist *out)
+{
+	userdb_lock(db);
+	int n = userdb_column(db, "SELECT domain || ' ' || user FROM odmr "
+	    "ORDER BY domain", NULL, out);
+	userdb_unlock(db);
+	return n < 0 ? -1 : 0;
+}
+
+char *
+userdb_odmr_user(struct userdb *db, const char *domain)
+{
+	struct strlist l = STRLIST_INIT;
+	char *d = userdb_canonical_domain(domain);
+	char *user = NULL;
+
+	if (d == NULL)
+		return NULL;
+	userdb_lock(db);
+	if (userdb_column(db, "SELECT user FROM odmr WHERE domain = ?1", d,
+	    &l) > 0)
+		user = x_strdup(l.v[0]);
+	userdb_unlock(db);
+	strlist_free(&l);
+	x_free(&d);
+	return user;
+}
+
+bool
+userdb_is_odmr_domain(struct userdb *db, const char *domain)
+{
+	char *user = userdb_odmr_user(db, domain);
+	bool held = user != NULL;
+	x_free(&user);
+	return held;
+}
+
+int
+userdb_odmr_domains(struct userdb *db, const char *user, struct strlist *out)
+{
+	char *u = userdb_canonical(user);
+	if (u == NULL)
+		return 0;
+	userdb_lock(db);
+	int n = userdb_column(db, "SELECT domain FROM odmr WHERE user = ?1 "
+	    "ORDER BY domain", u, out);
+	userdb_unlock(db);
+	x_free(&u);
+	return n;
 }
 
 /* ---- resolution ---------------------------------------------------------- */

@@ -1,8 +1,8 @@
 /* The user database, data_dir/correo.db (SQLite, WAL): domains, users with
- * password hashes and SCRAM secrets, aliases. Addresses are "local@domain";
- * domains are stored and compared in lowercase, local parts too (ASCII
- * case-insensitive), so "Demo@LOCALHOST" is demo@localhost. UTF-8 local
- * parts are allowed.
+ * password hashes and SCRAM secrets, aliases, ODMR domains. Addresses are
+ * "local@domain"; domains are stored and compared in lowercase, local
+ * parts too (ASCII case-insensitive), so "Demo@LOCALHOST" is
+ * demo@localhost. UTF-8 local parts are allowed.
  *
  * Untrusted input: addresses from SMTP RCPT reach userdb_resolve(). */
 #ifndef AUTH_USERDB_H
@@ -60,6 +60,24 @@ int userdb_alias_add(struct userdb *db, const char *address,
 int userdb_alias_del(struct userdb *db, const char *address, char **error_r);
 /* Lines "address target1,target2". */
 int userdb_alias_list(struct userdb *db, struct strlist *out);
+
+/* On-Demand Mail Relay (RFC 2645): mail for a domain that is not local is
+ * accepted and held in the queue until one local user pulls it with ATRN.
+ * add refuses a local domain, an unknown user, a domain already held;
+ * while a domain is held, domain add and user add refuse to make it
+ * local. Deleting the user removes its domains. 0 or -1 with *error_r. */
+int userdb_odmr_add(struct userdb *db, const char *domain, const char *user,
+    char **error_r);
+int userdb_odmr_del(struct userdb *db, const char *domain, char **error_r);
+/* Lines "domain user", by domain. 0 or -1. */
+int userdb_odmr_list(struct userdb *db, struct strlist *out);
+/* The user who may pull domain (canonical, allocated), or NULL when the
+ * domain is not held (or on a database error). */
+char *userdb_odmr_user(struct userdb *db, const char *domain);
+bool userdb_is_odmr_domain(struct userdb *db, const char *domain);
+/* Appends the domains user may pull to out; their number, or -1. */
+int userdb_odmr_domains(struct userdb *db, const char *user,
+    struct strlist *out);
 
 enum userdb_resolve_result {
 	RESOLVE_OK,		/* at least one target in *local or *remote */

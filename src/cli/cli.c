@@ -1,4 +1,4 @@
-/* The administrative subcommands: user, domain, alias. */
+/* The administrative subcommands: user, domain, alias, odmr. */
 #include "cli/cli.h"
 
 #include <errno.h>
@@ -58,6 +58,19 @@ static const char cli_alias_help[] =
     "address\n"
     "to keep a copy in that user's mailbox. list prints "
     "\"ADDRESS TARGET1,TARGET2\".\n";
+
+static const char cli_odmr_usage[] =
+    "usage: correo odmr add DOMAIN USER | odmr del DOMAIN | odmr list\n";
+static const char cli_odmr_help[] =
+    "usage: correo [-c FILE] odmr add DOMAIN USER\n"
+    "       correo [-c FILE] odmr del DOMAIN\n"
+    "       correo [-c FILE] odmr list\n"
+    "On-Demand Mail Relay (RFC 2645): mail for DOMAIN (not a local "
+    "domain) is\n"
+    "accepted on the smtp listener and held in the queue until USER (a "
+    "local\n"
+    "user) pulls it with ATRN on the odmr listener. list prints "
+    "\"DOMAIN USER\".\n";
 
 struct cli_args {
 	const char *pos[CLI_MAX_ARGS];	/* positional, pos[0] is the verb */
@@ -454,6 +467,49 @@ cli_alias(const struct config *cfg, int argc, char **argv)
 	if (db == NULL)
 		return 1;
 	int r = cli_alias_run(db, &a);
+	userdb_close(db);
+	return r;
+}
+
+/* ---- odmr ---------------------------------------------------------------- */
+
+static int
+cli_odmr_run(struct userdb *db, const struct cli_args *a)
+{
+	struct strlist l = STRLIST_INIT;
+	char *error = NULL;
+	int r;
+
+	if (cli_is(a, "add", 3))
+		return userdb_odmr_add(db, a->pos[1], a->pos[2], &error) == 0 ?
+		    0 : cli_fail_error(&error);
+	if (cli_is(a, "del", 2))
+		return userdb_odmr_del(db, a->pos[1], &error) == 0 ? 0 :
+		    cli_fail_error(&error);
+	if (userdb_odmr_list(db, &l) < 0)
+		r = cli_fail("cannot list ODMR domains");
+	else
+		r = cli_print_list(&l);
+	strlist_free(&l);
+	return r;
+}
+
+int
+cli_odmr(const struct config *cfg, int argc, char **argv)
+{
+	struct cli_args a;
+
+	if (cli_parse(argc, argv, &a) < 0 || a.password_stdin)
+		return cli_usage(cli_odmr_usage);
+	if (a.help)
+		return cli_help(cli_odmr_help);
+	if (!cli_is(&a, "add", 3) && !cli_is(&a, "del", 2) &&
+	    !cli_is(&a, "list", 1))
+		return cli_usage(cli_odmr_usage);
+	struct userdb *db = cli_open(cfg);
+	if (db == NULL)
+		return 1;
+	int r = cli_odmr_run(db, &a);
 	userdb_close(db);
 	return r;
 }

@@ -20,11 +20,13 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/sandbox.h"
 #include "core/timer.h"
 #include "core/xmalloc.h"
 #include "imap/imap.h"
 #include "net/conn.h"
 #include "net/tls.h"
+#include "odmr/odmr.h"
 #include "queue/dns.h"
 #include "queue/queue.h"
 #include "queue/scheduler.h"
@@ -45,6 +47,7 @@ static struct {
 	struct smtp_server *smtp;
 	struct pop3_server *pop3;
 	struct imap_server *imap;
+	struct odmr_server *odmr;
 	struct dns_resolver *dns;
 	struct userdb *db;
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
@@ -138,6 +141,7 @@ serve_on_hup(evutil_socket_t sig, short what, void *arg)
 	smtp_server_set_config(srv.smtp, next);
 	pop3_server_set_config(srv.pop3, next);
 	imap_server_set_config(srv.imap, next);
+	odmr_server_set_config(srv.odmr, next);
 	scheduler_set_config(next);
 	net_init(srv.base, next->max_connections, next->max_connections_per_ip);
 	log_info("event=reload result=ok path=%s", next->path);
@@ -220,6 +224,10 @@ serve_listen(const struct config *cfg)
 			fn = imap_accept;
 			arg = srv.imap;
 			break;
+		case SVC_ODMR:
+			fn = odmr_accept;
+			arg = srv.odmr;
+			break;
 		default:
 			break;
 		}
@@ -293,6 +301,8 @@ serve_cleanup(void)
 		pop3_server_free(srv.pop3);
 	if (srv.imap)
 		imap_server_free(srv.imap);
+	if (srv.odmr)
+		odmr_server_free(srv.odmr);
 	if (srv.db)
 		userdb_close(srv.db);
 	event_free(srv.sig_term);
@@ -323,7 +333,8 @@ serve_start_delivery(const struct config *cfg)
 	const char *err = NULL;
 	struct dns_config dc = {
 		.resolver = cfg->resolver,
-		.trust_anchor = NULL,
+		.trust_anchor = cfg->dnssec_trust_anchor[0] ?
+		    cfg->dnssec_trust_anchor : NULL,
 		.timeout_ms = 0,
 	};
 
@@ -365,6 +376,7 @@ serve_main(struct config *cfg, int verbose)
 	srv.smtp = smtp_server_new(cfg, srv.db);
 	srv.pop3 = pop3_server_new(cfg, srv.db);
 	srv.imap = imap_server_new(cfg, srv.db);
+	srv.odmr = odmr_server_new(cfg, srv.db);
 	mime_init();
 	net_init(srv.base, cfg->max_connections, cfg->max_connections_per_ip);
 	srv.sig_term = evsignal_new(srv.base, SIGTERM, serve_on_stop, NULL);
@@ -374,6 +386,7 @@ serve_main(struct config *cfg, int verbose)
 	event_add(srv.sig_int, NULL);
 	event_add(srv.sig_hup, NULL);
 	if (serve_listen(cfg) < 0 || serve_drop_privileges(cfg) < 0 ||
+	    sandbox_apply(cfg) < 0 ||
 	    pool_init(srv.base, SERVE_WORKERS) < 0 ||
 	    serve_start_delivery(cfg) < 0) {
 		serve_cleanup();

@@ -76,6 +76,7 @@ static const struct config_key config_keys[] = {
 	K_NAME("server", "hostname", hostname),
 	K_NAME("server", "data_dir", data_dir),
 	K_STR("server", "user", user),
+	K_STR("server", "sandbox", sandbox),
 	CONFIG_SERVICES(SVC_KEY)
 	K_STR("tls", "cert", tls_cert),
 	K_STR("tls", "key", tls_key),
@@ -101,6 +102,9 @@ static const struct config_key config_keys[] = {
 	K_UINT("delivery", "max_deliveries", max_deliveries, 1, 10000),
 	K_UINT("delivery", "max_per_destination", max_per_destination, 1,
 	    1000),
+	K_UINT("delivery", "mta_sts_port", mta_sts_port, 1, 65535),
+	K_STR("delivery", "tls_ca_file", tls_ca_file),
+	K_STR("delivery", "dnssec_trust_anchor", dnssec_trust_anchor),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -152,6 +156,7 @@ config_init_common(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->user = x_strdup("");
+	cfg->sandbox = x_strdup("yes");
 	cfg->tls_cert = x_strdup("");
 	cfg->tls_key = x_strdup("");
 	cfg->max_message_size = 50ULL * 1024 * 1024;
@@ -172,6 +177,9 @@ config_init_common(struct config *cfg)
 	cfg->delay_warning = 4 * 3600;
 	cfg->max_deliveries = 20;
 	cfg->max_per_destination = 4;
+	cfg->mta_sts_port = 443;
+	cfg->tls_ca_file = x_strdup("");
+	cfg->dnssec_trust_anchor = x_strdup("");
 }
 
 void
@@ -228,6 +236,7 @@ config_free(struct config *cfg)
 	x_free(&cfg->hostname);
 	x_free(&cfg->data_dir);
 	x_free(&cfg->user);
+	x_free(&cfg->sandbox);
 	for (int i = 0; i < SVC_COUNT; i++)
 		x_free(&cfg->listen[i]);
 	x_free(&cfg->tls_cert);
@@ -236,6 +245,8 @@ config_free(struct config *cfg)
 	x_free(&cfg->relayhost);
 	x_free(&cfg->relay_user);
 	x_free(&cfg->relay_password);
+	x_free(&cfg->tls_ca_file);
+	x_free(&cfg->dnssec_trust_anchor);
 }
 
 /* ---- loading ----------------------------------------------------------- */
@@ -665,6 +676,8 @@ config_check_values(const struct config *cfg)
 		    "digits, '-', '.')";
 	if (cfg->data_dir[0] == '\0')
 		return "[server] data_dir may not be empty";
+	if (strcmp(cfg->sandbox, "yes") != 0 && strcmp(cfg->sandbox, "no") != 0)
+		return "[server] sandbox: expected yes or no";
 	if ((cfg->tls_cert[0] == '\0') != (cfg->tls_key[0] == '\0'))
 		return "[tls] cert and key must be set together";
 	if (cfg->max_message_size < CONFIG_SIZE_MIN)

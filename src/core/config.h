@@ -33,6 +33,7 @@ struct config {
 	char *hostname;
 	char *data_dir;
 	char *user;		/* "" keeps the starting identity */
+	char *sandbox;		/* "yes" (default) or "no": core/sandbox.h */
 
 	/* [smtp] ... [odmr]: comma-separated host:port lists; "" disables */
 	char *listen[SVC_COUNT];
@@ -62,6 +63,12 @@ struct config {
 	unsigned delay_warning;		/* warn the sender; 0: never */
 	unsigned max_deliveries;	/* attempts in flight, in all */
 	unsigned max_per_destination;	/* attempts in flight per domain */
+	unsigned mta_sts_port;		/* HTTPS port of MTA-STS policy
+					 * hosts; default 443 */
+	char *tls_ca_file;		/* extra trusted CAs (PEM) for
+					 * outbound TLS; "": the system's */
+	char *dnssec_trust_anchor;	/* DS/DNSKEY file for validation;
+					 * "": the default of queue/dns.h */
 };
 
 /* Fills cfg with the contract's defaults for a configuration file

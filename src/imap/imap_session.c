@@ -503,22 +503,36 @@ imap_refuse_command(struct imap_session *s, bool sync, uint64_t size,
 	}
 }
 
-/* A file in the user's tmp/ for a big APPEND literal. */
+/* The NO text for an APPEND literal that could not be stored (err: its
+ * errno): a full disk or quota is a limit the client can report as such
+ * (RFC 9051 7.1, LIMIT), anything else our fault. */
+static const char *
+imap_literal_error_text(int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		return "[LIMIT] Not enough space to store the message";
+	return "[SERVERBUG] Cannot store the message";
+}
+
+/* A file in the user's tmp/ for a big APPEND literal. 0, or -1 with
+ * errno. */
 static int
 imap_literal_file(struct imap_session *s, uint64_t size)
 {
 	char *path = NULL, *err = NULL;
 	int fd = store_append_begin(s->store, &path, &err);
 	if (fd < 0) {
+		int e = errno;
 		log_warnx("session=%llu event=append-file error=\"%s\"",
 		    (unsigned long long)s->id, err ? err : "?");
 		free(err);
+		errno = e;
 		return -1;
 	}
 	s->afiles = x_reallocarray(s->afiles, s->nfiles + 1,
 	    sizeof(*s->afiles));
 	s->files = x_reallocarray(s->files, s->nfiles + 1, sizeof(*s->files));
-	s->afiles[s->nfiles] = (struct imap_append_file){ path, fd, 0 };
+	s->afiles[s->nfiles] = (struct imap_append_file){ path, fd, 0, 0 };
 	s->files[s->nfiles] = (struct imap_file_literal){
 		.offset = s->cmdbuf.len, .size = size, .ref = (int)s->nfiles };
 	s->nfiles++;
@@ -550,7 +564,7 @@ imap_literal_start(struct imap_session *s, uint64_t size, bool sync)
 	}
 	if (s->literal_to_file && imap_literal_file(s, size) < 0) {
 		imap_refuse_command(s, sync, size, "NO",
-		    "[SERVERBUG] Cannot store the message");
+		    imap_literal_error_text(errno));
 		return;
 	}
 	s->literal_left = size;
@@ -579,7 +593,10 @@ imap_literal_input(struct imap_session *s)
 			continue;
 		}
 		struct imap_append_file *f = &s->afiles[s->nfiles - 1];
-		if (f->fd >= 0 && write(f->fd, chunk, n) != (ssize_t)n) {
+		ssize_t w = f->fd >= 0 ? write(f->fd, chunk, n) : (ssize_t)n;
+		if (w != (ssize_t)n) {
+			/* A short write to a file: the disk is full. */
+			f->error = w < 0 ? errno : ENOSPC;
 			log_warn("session=%llu event=append-file write",
 			    (unsigned long long)s->id);
 			close(f->fd);
@@ -589,15 +606,14 @@ imap_literal_input(struct imap_session *s)
 	}
 	if (s->literal_to_file) {
 		struct imap_append_file *f = &s->afiles[s->nfiles - 1];
-		bool failed = f->fd < 0;
 		if (f->fd >= 0 && close(f->fd) < 0)
-			failed = true;
+			f->error = errno;
 		f->fd = -1;
 		s->literal_to_file = false;
-		if (failed) {
+		if (f->error != 0) {
 			s->literal_discard = true;
-			imap_tagged(s, "NO", "[SERVERBUG] Cannot store the "
-			    "message");
+			imap_tagged(s, "NO", "%s",
+			    imap_literal_error_text(f->error));
 		}
 	}
 	s->input = IMAP_IN_COMMAND;

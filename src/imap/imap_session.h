@@ -94,6 +94,7 @@ struct imap_append_file {
 	char *path;
 	int fd;
 	uint64_t size;
+	int error;		/* errno of a failed write or close, or 0 */
 };
 
 struct imap_fetch_job;

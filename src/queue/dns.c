@@ -28,6 +28,7 @@
 
 #define RR_A 1
 #define RR_MX 15
+#define RR_TXT 16
 #define RR_AAAA 28
 #define RR_TLSA 52
 #define CLASS_IN 1
@@ -65,7 +66,7 @@ struct host_work {
 	bool insecure;
 };
 
-enum query_kind { QUERY_ROUTE, QUERY_HOST, QUERY_TLSA };
+enum query_kind { QUERY_ROUTE, QUERY_HOST, QUERY_TLSA, QUERY_TXT };
 
 struct dns_query {
 	struct dns_resolver *r;
@@ -73,6 +74,7 @@ struct dns_query {
 	enum query_kind kind;
 	dns_route_cb *route_cb;
 	dns_tlsa_cb *tlsa_cb;
+	dns_txt_cb *txt_cb;
 	void *arg;
 	struct event *ev;	/* the deadline, then the completion */
 	bool done;
@@ -81,6 +83,7 @@ struct dns_query {
 	struct dns_route *route;
 	struct host_work *work;	/* one per route->hosts entry */
 	struct dns_tlsa *tlsa;
+	struct dns_txt *txt;
 	char *name;		/* what the first question asked */
 };
 
@@ -189,6 +192,18 @@ dns_route_free(struct dns_route *route)
 	x_free(&route->domain);
 	x_free(&route->error);
 	free(route);
+}
+
+void
+dns_txt_free(struct dns_txt *txt)
+{
+	if (txt == NULL)
+		return;
+	for (size_t i = 0; i < txt->nrecords; i++)
+		x_free(&txt->records[i]);
+	x_free(&txt->records);
+	x_free(&txt->error);
+	free(txt);
 }
 
 void
@@ -319,6 +334,7 @@ dns_query_free(struct dns_query *q)
 		event_free(q->ev);
 	dns_route_free(q->route);
 	dns_tlsa_free(q->tlsa);
+	dns_txt_free(q->txt);
 	x_free(&q->work);
 	x_free(&q->name);
 	free(q);
@@ -341,12 +357,15 @@ dns_query_deliver(struct dns_query *q)
 {
 	struct dns_route *route = q->route;
 	struct dns_tlsa *tlsa = q->tlsa;
+	struct dns_txt *txt = q->txt;
 	dns_route_cb *route_cb = q->route_cb;
 	dns_tlsa_cb *tlsa_cb = q->tlsa_cb;
+	dns_txt_cb *txt_cb = q->txt_cb;
 	void *arg = q->arg;
 
 	q->route = NULL;
 	q->tlsa = NULL;
+	q->txt = NULL;
 	dns_query_free(q);
 	/* A failure in the middle leaves hosts without addresses. */
 	if (route != NULL && route->status != DNS_OK) {
@@ -358,6 +377,8 @@ dns_query_deliver(struct dns_query *q)
 	}
 	if (tlsa_cb != NULL)
 		tlsa_cb(tlsa, arg);
+	else if (txt_cb != NULL)
+		txt_cb(txt, arg);
 	else
 		route_cb(route, arg);
 }
@@ -369,6 +390,12 @@ dns_query_fail(struct dns_query *q, enum dns_status s, char *why)
 		q->tlsa->status = s;
 		if (q->tlsa->error == NULL)
 			q->tlsa->error = dns_printable(why);
+		else
+			x_free(&why);
+	} else if (q->txt != NULL) {
+		q->txt->status = s;
+		if (q->txt->error == NULL)
+			q->txt->error = dns_printable(why);
 		else
 			x_free(&why);
 	} else {
@@ -389,6 +416,8 @@ dns_query_event(evutil_socket_t fd, short what, void *arg)
 		 * and failing activates this event again to deliver. */
 		if (q->tlsa != NULL)
 			x_free(&q->tlsa->error);
+		else if (q->txt != NULL)
+			x_free(&q->txt->error);
 		else
 			x_free(&q->route->error);
 		dns_query_fail(q, DNS_TEMPFAIL, x_asprintf("DNS lookup "
@@ -469,6 +498,8 @@ dns_type_name(int rrtype)
 		return "AAAA";
 	case RR_MX:
 		return "MX";
+	case RR_TXT:
+		return "TXT";
 	default:
 		return "TLSA";
 	}
@@ -779,6 +810,54 @@ dns_on_tlsa(struct dns_query *q, int err, const struct ub_result *res)
 	dns_query_finish(q);
 }
 
+/* One TXT record: its character-strings joined, as text. NULL when the
+ * RDATA is malformed or holds a NUL octet. */
+static char *
+dns_txt_record(const uint8_t *p, size_t len)
+{
+	char *out = x_malloc(len + 1);
+	size_t i = 0, o = 0;
+
+	while (i < len) {
+		size_t l = p[i++];
+		if (i + l > len || memchr(p + i, '\0', l) != NULL) {
+			x_free(&out);
+			return NULL;
+		}
+		memcpy(out + o, p + i, l);
+		o += l;
+		i += l;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static void
+dns_on_txt(struct dns_query *q, int err, const struct ub_result *res)
+{
+	struct dns_txt *t = q->txt;
+	char *why = NULL;
+	enum answer ans = dns_classify(err, res, q->name, RR_TXT, &why);
+
+	if (ans == ANSWER_FAIL) {
+		dns_query_fail(q, DNS_TEMPFAIL, why);
+		return;
+	}
+	t->status = ans == ANSWER_NXDOMAIN ? DNS_NXDOMAIN : DNS_OK;
+	t->secure = res->secure;
+	for (size_t i = 0; ans == ANSWER_DATA && res->data[i] != NULL &&
+	    t->nrecords < DNS_MAX_TXT; i++) {
+		char *rec = dns_txt_record((const uint8_t *)res->data[i],
+		    (size_t)res->len[i]);
+		if (rec == NULL)
+			continue;
+		t->records = x_reallocarray(t->records, t->nrecords + 1,
+		    sizeof(*t->records));
+		t->records[t->nrecords++] = rec;
+	}
+	dns_query_finish(q);
+}
+
 static void
 dns_ask_cb(void *arg, int err, struct ub_result *res)
 {
@@ -792,6 +871,8 @@ dns_ask_cb(void *arg, int err, struct ub_result *res)
 			dns_on_mx(q, err, res);
 		else if (a->rrtype == RR_TLSA)
 			dns_on_tlsa(q, err, res);
+		else if (a->rrtype == RR_TXT)
+			dns_on_txt(q, err, res);
 		else
 			dns_on_address(q, a, err, res);
 		if (!q->done && q->npending == 0 && q->route != NULL)
@@ -899,6 +980,26 @@ dns_tlsa_lookup(struct dns_resolver *r, const char *host, uint16_t port,
 		(void)dns_ask(q, qname, RR_TLSA, 0);
 	x_free(&name);
 	x_free(&qname);
+	return q;
+}
+
+struct dns_query *
+dns_txt_lookup(struct dns_resolver *r, const char *name, dns_txt_cb *cb,
+    void *arg)
+{
+	char *norm = dns_normalize_name(name);
+	struct dns_query *q = dns_query_new(r, QUERY_TXT,
+	    norm != NULL ? norm : name, arg);
+
+	q->txt_cb = cb;
+	q->txt = x_calloc(1, sizeof(*q->txt));
+	q->txt->status = DNS_TEMPFAIL;
+	if (norm == NULL)
+		dns_query_fail(q, DNS_NXDOMAIN, dns_printable(x_asprintf(
+		    "invalid domain name %s", name)));
+	else
+		(void)dns_ask(q, norm, RR_TXT, 0);
+	x_free(&norm);
 	return q;
 }
 

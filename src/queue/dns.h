@@ -1,5 +1,5 @@
 /* DNS for outbound delivery: mail routes (MX, RFC 5321 section 5.1, null
- * MX of RFC 7505), host addresses and TLSA records, asked asynchronously of
+ * MX of RFC 7505), host addresses, TLSA and TXT records, asked asynchronously of
  * a DNSSEC-validating libunbound on the event loop.
  *
  * Every lookup returns a handle at once and calls its callback exactly
@@ -27,6 +27,8 @@ struct dns_query;
  * addresses per host: a hostile zone cannot make us try thousands. */
 #define DNS_MAX_HOSTS 16
 #define DNS_MAX_ADDRS 16
+/* At most this many TXT records of one name are kept. */
+#define DNS_MAX_TXT 16
 
 struct dns_config {
 	/* [delivery] resolver. NULL or "": the system's (/etc/resolv.conf),
@@ -111,10 +113,25 @@ struct dns_tlsa {
 	char *error;		/* when DNS_TEMPFAIL */
 };
 
-/* Callbacks own what they are given: free it with dns_route_free() or
- * dns_tlsa_free(). When a callback runs, its query handle is gone. */
+struct dns_txt {
+	/* DNS_OK: the records (none for no data); DNS_NXDOMAIN: no such
+	 * name; DNS_TEMPFAIL: the lookup failed or was bogus. */
+	enum dns_status status;
+	bool secure;		/* the answer (or the denial) was validated */
+	/* Each record's character-strings joined, NUL-terminated (records
+	 * holding a NUL octet or malformed are left out); at most
+	 * DNS_MAX_TXT, in the order of the answer. */
+	char **records;
+	size_t nrecords;
+	char *error;		/* when DNS_TEMPFAIL; printable ASCII */
+};
+
+/* Callbacks own what they are given: free it with dns_route_free(),
+ * dns_tlsa_free() or dns_txt_free(). When a callback runs, its query
+ * handle is gone. */
 typedef void dns_route_cb(struct dns_route *route, void *arg);
 typedef void dns_tlsa_cb(struct dns_tlsa *tlsa, void *arg);
+typedef void dns_txt_cb(struct dns_txt *txt, void *arg);
 
 /* A resolver whose answers come back on base. NULL with *error_r (a
  * static string) when the configuration is not usable. */
@@ -140,12 +157,18 @@ struct dns_query *dns_host_lookup(struct dns_resolver *r, const char *host,
 struct dns_query *dns_tlsa_lookup(struct dns_resolver *r, const char *host,
     uint16_t port, dns_tlsa_cb *cb, void *arg);
 
+/* The TXT records of name (e.g. "_mta-sts.example.org"; letters,
+ * digits, '-' and '_' in labels, else DNS_NXDOMAIN). Never NULL. */
+struct dns_query *dns_txt_lookup(struct dns_resolver *r, const char *name,
+    dns_txt_cb *cb, void *arg);
+
 /* Cancels a lookup whose callback has not run yet: it never will. NULL
  * is accepted. */
 void dns_cancel(struct dns_query *q);
 
 void dns_route_free(struct dns_route *route);
 void dns_tlsa_free(struct dns_tlsa *tlsa);
+void dns_txt_free(struct dns_txt *txt);
 
 /* True for the statuses that mean "bounce now". */
 bool dns_status_is_permanent(enum dns_status s);

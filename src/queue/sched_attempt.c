@@ -23,13 +23,15 @@
 #include "queue/sched_int.h"
 #include "queue/smtp_client.h"
 #include "queue/spool.h"
+#include "queue/tls_policy.h"
 #include "store/notify.h"
 
 enum sched_rcpt_state {
 	SCHED_PENDING,		/* not answered in this attempt yet */
 	SCHED_DELIVERED,
 	SCHED_TEMPFAIL,
-	SCHED_PERMFAIL
+	SCHED_PERMFAIL,
+	SCHED_SKIP		/* not part of this attempt: left as it was */
 };
 
 struct sched_result {
@@ -63,13 +65,15 @@ struct sched_attempt {
 	struct queue_envelope env;
 	bool loaded;
 	bool abandoned;
-	struct sched_result *res;	/* one per env.rcpts */
+	struct sched_result *res;	/* one per env.rcpts as loaded */
+	size_t nres;			/* env.rcpts.n shrinks at the end */
 	struct strlist groups;		/* domains, or the relayhost */
 	size_t group;			/* the one being worked on */
 	struct dns_query *query;
 	struct dns_route *route;
 	size_t host;
 	struct smtp_client *client;
+	struct tls_policy_query *policy;	/* the host's TLS policy */
 	struct smtp_client_rcpt *crcpts;
 	size_t *cidx;			/* crcpts[i] is res[cidx[i]] */
 	size_t ncrcpts;
@@ -78,12 +82,18 @@ struct sched_attempt {
 	struct sched_report *reports;
 	bool remove;			/* no recipient left */
 	int update_error;
+	/* an ODMR attempt (sched_attempt_start_ext) */
+	bool is_ext;
+	struct sched_attempt_ext ext;
+	struct strlist ext_domains;
 	struct sched_attempt *next;	/* in sc->attempts */
 };
 
 static void sched_next_group(struct sched_attempt *a);
 static void sched_try_host(struct sched_attempt *a);
+static void sched_policy_done(struct tls_policy *p, void *arg);
 static void sched_finish(struct sched_attempt *a);
+static void sched_ext_send(struct sched_attempt *a);
 
 /* ---- bookkeeping ---- */
 
@@ -118,13 +128,14 @@ static void
 sched_attempt_free(struct sched_attempt *a)
 {
 	if (a->res)
-		for (size_t i = 0; i < a->env.rcpts.n; i++) {
+		for (size_t i = 0; i < a->nres; i++) {
 			free(a->res[i].text);
 			free(a->res[i].mta);
 		}
 	free(a->res);
 	queue_envelope_free(&a->env);
 	strlist_free(&a->groups);
+	strlist_free(&a->ext_domains);
 	dns_route_free(a->route);
 	free(a->crcpts);
 	free(a->cidx);
@@ -176,6 +187,50 @@ sched_domain(const char *addr, char *out, size_t n)
 	str_lower(out);
 }
 
+/* The attempt is over: the scheduler and an ODMR caller learn of it. */
+static void
+sched_attempt_end(struct sched_attempt *a, bool queued)
+{
+	sched_attempt_unlink(a);
+	sched_attempt_finished(a->sc, a->m, queued);
+	if (a->is_ext)
+		a->ext.finished(a->ext.arg);
+	sched_attempt_free(a);
+}
+
+/* Puts each recipient in the group of its domain (or of the relayhost).
+ * Recipients of ODMR domains (RFC 2645) are never routed: they wait for
+ * their client to pull them. An ODMR attempt has one group, its
+ * domains' recipients; the others are skipped. */
+static void
+sched_group_rcpts(struct sched_attempt *a)
+{
+	bool relay = a->sc->cfg->relayhost[0] != '\0';
+	for (size_t i = 0; i < a->env.rcpts.n; i++) {
+		char d[256];
+		sched_domain(a->env.rcpts.v[i], d, sizeof(d));
+		if (a->is_ext) {
+			if (!strlist_contains(&a->ext_domains, d))
+				a->res[i].st = SCHED_SKIP;
+			continue;
+		}
+		if (userdb_is_odmr_domain(a->sc->db, d)) {
+			sched_set_result(&a->res[i], SCHED_TEMPFAIL, 0, "4.4.0",
+			    "held for On-Demand Mail Relay: waiting for the "
+			    "client of the domain to connect", NULL, false);
+			continue;
+		}
+		if (relay)
+			str_copy(d, a->sc->cfg->relayhost, sizeof(d));
+		size_t g = 0;
+		while (g < a->groups.n && strcmp(a->groups.v[g], d) != 0)
+			g++;
+		if (g == a->groups.n)
+			strlist_add(&a->groups, d);
+		a->res[i].group = g;
+	}
+}
+
 static void
 sched_load_done(void *arg)
 {
@@ -189,34 +244,24 @@ sched_load_done(void *arg)
 	if (!a->loaded || a->env.rcpts.n == 0) {
 		/* deleted (queue delete) or delivered by someone else */
 		a->m->gone = true;
-		sched_attempt_unlink(a);
-		sched_attempt_finished(a->sc, a->m, false);
-		sched_attempt_free(a);
+		sched_attempt_end(a, false);
 		return;
 	}
 	a->res = x_calloc(a->env.rcpts.n, sizeof(*a->res));
-	bool relay = a->sc->cfg->relayhost[0] != '\0';
-	for (size_t i = 0; i < a->env.rcpts.n; i++) {
-		char d[256];
-		sched_domain(a->env.rcpts.v[i], d, sizeof(d));
-		if (relay)
-			str_copy(d, a->sc->cfg->relayhost, sizeof(d));
-		size_t g = 0;
-		while (g < a->groups.n && strcmp(a->groups.v[g], d) != 0)
-			g++;
-		if (g == a->groups.n)
-			strlist_add(&a->groups, d);
-		a->res[i].group = g;
-	}
+	a->nres = a->env.rcpts.n;
+	sched_group_rcpts(a);
 	a->group = 0;
 	log_info("event=delivery-start id=%s rcpts=%zu domains=%zu "
-	    "attempt=%u", a->env.id, a->env.rcpts.n, a->groups.n,
-	    a->env.attempts + 1);
-	sched_next_group(a);
+	    "attempt=%u%s", a->env.id, a->env.rcpts.n, a->groups.n,
+	    a->env.attempts + 1, a->is_ext ? " odmr=yes" : "");
+	if (a->is_ext)
+		sched_ext_send(a);
+	else
+		sched_next_group(a);
 }
 
-void
-sched_attempt_start(struct sched *sc, struct sched_msg *m)
+static struct sched_attempt *
+sched_attempt_new(struct sched *sc, struct sched_msg *m)
 {
 	struct sched_attempt *a = x_calloc(1, sizeof(*a));
 
@@ -226,8 +271,34 @@ sched_attempt_start(struct sched *sc, struct sched_msg *m)
 	a->hostname = x_strdup(sc->cfg->hostname);
 	a->next = sc->attempts;
 	sc->attempts = a;
+	return a;
+}
+
+static void
+sched_attempt_load(struct sched_attempt *a)
+{
 	a->pool_pending = true;
 	pool_submit(sched_load_work, sched_load_done, a);
+}
+
+void
+sched_attempt_start(struct sched *sc, struct sched_msg *m)
+{
+	sched_attempt_load(sched_attempt_new(sc, m));
+}
+
+void
+sched_attempt_start_ext(struct sched *sc, struct sched_msg *m,
+    const struct sched_attempt_ext *x)
+{
+	struct sched_attempt *a = sched_attempt_new(sc, m);
+
+	a->is_ext = true;
+	a->ext = *x;
+	a->ext.domains = NULL;
+	for (size_t i = 0; i < x->domains->n; i++)
+		strlist_add(&a->ext_domains, x->domains->v[i]);
+	sched_attempt_load(a);
 }
 
 /* ---- routing ---- */
@@ -409,6 +480,52 @@ sched_build_rcpts(struct sched_attempt *a)
 	}
 }
 
+/* The message of the attempt for the recipients of sched_build_rcpts. */
+static void
+sched_client_message(const struct sched_attempt *a,
+    struct smtp_client_message *msg)
+{
+	*msg = (struct smtp_client_message){
+		.from = a->env.from,
+		.rcpts = a->crcpts,
+		.nrcpts = a->ncrcpts,
+		.path = a->msg_path,
+		.size = 0,
+		.eightbit = a->env.eightbit,
+		.smtputf8 = a->env.smtputf8,
+		.ret = a->env.ret == DSN_RET_FULL ? SMTP_RET_FULL :
+		    a->env.ret == DSN_RET_HDRS ? SMTP_RET_HDRS : SMTP_RET_NONE,
+		.envid = a->env.envid,
+	};
+}
+
+/* ODMR: the session's reply to this message ends the attempt. */
+static void
+sched_ext_result(struct smtp_client *c, const struct smtp_client_result *r,
+    void *arg)
+{
+	sched_client_result(c, r, arg);
+	sched_finish(arg);
+}
+
+static void
+sched_ext_send(struct sched_attempt *a)
+{
+	struct smtp_client_message msg;
+
+	sched_build_rcpts(a);
+	if (a->ncrcpts == 0) {
+		sched_finish(a);
+		return;
+	}
+	sched_client_message(a, &msg);
+	if (a->ext.send(a->ext.arg, &msg, sched_ext_result, a) < 0) {
+		x_free(&a->last_error);
+		a->last_error = x_strdup("the ODMR session ended");
+		sched_finish(a);
+	}
+}
+
 static void
 sched_try_host(struct sched_attempt *a)
 {
@@ -424,6 +541,33 @@ sched_try_host(struct sched_attempt *a)
 		sched_next_group(a);
 		return;
 	}
+	struct tls_policy_request req = {
+		.queue_id = a->env.id,
+		.domain = cfg->relayhost[0] ? NULL : a->groups.v[a->group],
+		.route = a->route,
+		.host = a->host,
+		.port = sched_port(a),
+	};
+	a->policy = tls_policy_lookup(a->sc->dns, cfg, &req,
+	    sched_policy_done, a);
+}
+
+/* Connects to the current host under its TLS policy (tls_policy.h). */
+static void
+sched_policy_done(struct tls_policy *p, void *arg)
+{
+	struct sched_attempt *a = arg;
+	const struct config *cfg = a->sc->cfg;
+
+	a->policy = NULL;
+	if (!p->usable) {
+		x_free(&a->last_error);
+		a->last_error = x_strdup(p->error);
+		tls_policy_free(p);
+		a->host++;
+		sched_try_host(a);
+		return;
+	}
 	const struct dns_host *h = &a->route->hosts[a->host];
 	const char *addrs[DNS_MAX_ADDRS];
 	size_t naddrs = 0;
@@ -435,7 +579,9 @@ sched_try_host(struct sched_attempt *a)
 		.addrs = addrs,
 		.naddrs = naddrs,
 		.port = sched_port(a),
-		.tls = SMTP_CLIENT_TLS_OPPORTUNISTIC,
+		.tls = p->tls,
+		.tlsa = p->tlsa,
+		.ntlsa = p->ntlsa,
 	};
 	if (cfg->relayhost[0] && cfg->relay_user[0]) {
 		o.auth_user = cfg->relay_user;
@@ -443,6 +589,7 @@ sched_try_host(struct sched_attempt *a)
 	}
 	char *err = NULL;
 	a->client = smtp_client_new(&o, sched_client_done, a, &err);
+	tls_policy_free(p);
 	if (a->client == NULL) {
 		x_free(&a->last_error);
 		a->last_error = err;
@@ -545,7 +692,7 @@ sched_decide(struct sched_attempt *a)
 	const struct config *cfg = a->sc->cfg;
 	time_t now = time(NULL);
 	bool expired = now - a->env.created >= (time_t)cfg->max_lifetime;
-	bool warn = !expired && !a->env.delay_notified &&
+	bool warn = !a->is_ext && !expired && !a->env.delay_notified &&
 	    cfg->delay_warning > 0 &&
 	    now - a->env.created >= (time_t)cfg->delay_warning;
 	struct sched_report *by_kind[3] = { NULL, NULL, NULL };
@@ -555,6 +702,10 @@ sched_decide(struct sched_attempt *a)
 	for (size_t i = 0; i < a->env.rcpts.n; i++) {
 		struct sched_result *r = &a->res[i];
 		struct dsn_rcpt *d = queue_envelope_state(&a->env, i);
+		if (r->st == SCHED_SKIP) {
+			keep[i] = true;
+			continue;
+		}
 		if (r->st == SCHED_PENDING)
 			sched_set_result(r, SCHED_TEMPFAIL, 0, "4.4.1",
 			    a->last_error ? a->last_error : "not attempted",
@@ -593,9 +744,11 @@ sched_decide(struct sched_attempt *a)
 		a->env.delay_notified = true;
 	queue_envelope_filter(&a->env, keep);
 	free(keep);
-	a->env.attempts++;
-	a->env.next_attempt = now + (time_t)sched_backoff(cfg,
-	    a->env.attempts);
+	if (!a->is_ext) {
+		a->env.attempts++;
+		a->env.next_attempt = now + (time_t)sched_backoff(cfg,
+		    a->env.attempts);
+	}
 	a->remove = a->env.rcpts.n == 0;
 	for (int k = 0; k < 3; k++) {
 		struct sched_report *r = by_kind[k];
@@ -712,9 +865,7 @@ sched_finish_done(void *arg)
 	a->m->gone = a->remove;
 	log_info("event=delivery-end id=%s left=%zu next=%lld", a->env.id,
 	    a->env.rcpts.n, a->remove ? 0LL : (long long)a->env.next_attempt);
-	sched_attempt_unlink(a);
-	sched_attempt_finished(a->sc, a->m, queued);
-	sched_attempt_free(a);
+	sched_attempt_end(a, queued);
 }
 
 static void
@@ -735,6 +886,8 @@ sched_attempt_abandon_all(struct sched *sc)
 		a->sc = NULL;
 		dns_cancel(a->query);
 		a->query = NULL;
+		tls_policy_cancel(a->policy);
+		a->policy = NULL;
 		if (a->client) {
 			smtp_client_free(a->client);
 			a->client = NULL;

@@ -272,6 +272,7 @@ scheduler_stop(void)
 		return;
 	sched_global = NULL;
 	sched_attempt_abandon_all(sc);
+	sched_odmr_stop_all(sc);
 	timer_free(&sc->tick);
 	while (sc->msgs) {
 		struct sched_msg *m = sc->msgs;

@@ -226,7 +226,7 @@ sc_finish(struct smtp_client *s)
 static bool
 sc_retry(struct smtp_client *s)
 {
-	if (s->reached || s->closing)
+	if (s->reached || s->closing || s->given_conn)
 		return false;
 	/* Only a failed handshake (no reply to the EHLO inside TLS) earns
 	 * a plaintext retry, never a failure after it. */
@@ -585,6 +585,10 @@ static void
 sc_on_kick(void *arg)
 {
 	struct smtp_client *s = arg;
+	if (s->state == SC_GREETING && s->conn != NULL) {
+		sc_on_input(s->conn, s);
+		return;
+	}
 	if (s->state == SC_CONNECTING && s->connecting == NULL &&
 	    s->conn == NULL) {
 		if (s->closing)
@@ -675,6 +679,25 @@ sc_copy_options(struct smtp_client *s, const struct smtp_client_options *o)
 	sc_copy_timeouts(s, &o->timeouts);
 }
 
+/* A session in state CONNECTING, nothing started; o has addresses. */
+static struct smtp_client *
+sc_new(const struct smtp_client_options *o, smtp_client_done_fn done,
+    void *arg)
+{
+	struct smtp_client *s = x_calloc(1, sizeof(*s));
+	s->id = ++sc_next_id;
+	s->done = done;
+	s->arg = arg;
+	s->txn.fd = -1;
+	sc_copy_options(s, o);
+	smtp_reply_init(&s->reply);
+	s->rbuf = x_malloc(SC_READ_CHUNK);
+	s->timer = timer_new(sc_on_timer, s);
+	s->kick = timer_new(sc_on_kick, s);
+	s->state = SC_CONNECTING;
+	return s;
+}
+
 struct smtp_client *
 smtp_client_new(const struct smtp_client_options *o,
     smtp_client_done_fn done, void *arg, char **error_r)
@@ -688,19 +711,41 @@ smtp_client_new(const struct smtp_client_options *o,
 		*error_r = x_strdup("smtp client: no address or port");
 		return NULL;
 	}
-	struct smtp_client *s = x_calloc(1, sizeof(*s));
-	s->id = ++sc_next_id;
-	s->done = done;
-	s->arg = arg;
-	s->txn.fd = -1;
-	sc_copy_options(s, o);
-	smtp_reply_init(&s->reply);
-	s->rbuf = x_malloc(SC_READ_CHUNK);
-	s->timer = timer_new(sc_on_timer, s);
-	s->kick = timer_new(sc_on_kick, s);
-	s->state = SC_CONNECTING;
+	struct smtp_client *s = sc_new(o, done, arg);
 	log_info("smtp-client=%llu event=start host=%s addresses=%zu port=%u",
 	    (unsigned long long)s->id, s->host, s->naddrs, s->port);
+	timer_start(s->kick, 0);
+	return s;
+}
+
+struct smtp_client *
+smtp_client_new_on_conn(struct conn *c, const struct smtp_client_options *o,
+    smtp_client_done_fn done, void *arg, char **error_r)
+{
+	if (!sc_is_helo_name(o->helo_name)) {
+		*error_r = x_strdup("smtp client: no usable HELO name");
+		return NULL;
+	}
+	const char *peer = conn_peer_addr(c);
+	struct smtp_client_options po = *o;
+	po.addrs = &peer;
+	po.naddrs = 1;
+	po.port = conn_peer_port(c);
+	struct smtp_client *s = sc_new(&po, done, arg);
+	s->given_conn = true;
+	s->conn = c;
+	/* The client's own timers apply from now on, not the server
+	 * session's read timeout. */
+	conn_set_timeout(c, 0);
+	conn_set_handler(c, &sc_handler, s);
+	conn_resume(c);
+	smtp_reply_reset(&s->reply);
+	sc_enter_state(s, SC_GREETING);
+	sc_wait(s, s->to.greeting, "greeting");
+	log_info("smtp-client=%llu event=start host=%s ip=%s "
+	    "on-connection=%llu", (unsigned long long)s->id, s->host,
+	    sc_addr(s), (unsigned long long)conn_id(c));
+	/* The greeting may be buffered already. */
 	timer_start(s->kick, 0);
 	return s;
 }

@@ -190,6 +190,20 @@ typedef void (*smtp_client_result_fn)(struct smtp_client *s,
 struct smtp_client *smtp_client_new(const struct smtp_client_options *o,
     smtp_client_done_fn done, void *arg, char **error_r);
 
+/* The same over a connection that is already open (ODMR, RFC 2645: the
+ * roles of an accepted connection turned around). The session takes c
+ * over at once: its handler, its read timeout (the session's own timers
+ * apply), and its end (done follows its close). It waits for the peer's
+ * greeting (perhaps already buffered), then goes on as above: EHLO,
+ * STARTTLS by o->tls (use SMTP_CLIENT_TLS_NONE on a connection already
+ * in TLS), AUTH when asked, the messages. o->addrs, o->naddrs and
+ * o->port are ignored (the peer's address is used); a failure is never
+ * retried elsewhere. Returns NULL (c untouched) with *error_r allocated
+ * when the options are unusable. */
+struct smtp_client *smtp_client_new_on_conn(struct conn *c,
+    const struct smtp_client_options *o, smtp_client_done_fn done,
+    void *arg, char **error_r);
+
 /* Queues one message; messages go in the order given, fn is called with
  * its result (the result and everything it points to are valid only
  * during the call). May be called from the session's callbacks. Returns

@@ -96,6 +96,8 @@ struct smtp_client {
 	struct conn_tlsa *tlsa;
 	size_t ntlsa;
 	bool auth_without_tls;
+	bool given_conn;		/* smtp_client_new_on_conn: no
+					 * connecting, no retry */
 	struct smtp_client_timeouts to;
 	smtp_client_done_fn done;
 	void *arg;

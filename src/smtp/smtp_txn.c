@@ -210,8 +210,9 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_rcpt_args *ra,
 	bool ok = false;
 	switch (r) {
 	case RESOLVE_NOT_LOCAL:
-		if (s->user) {
-			/* Authenticated: relay through the queue. */
+		/* Authenticated: relay through the queue. A domain held for
+		 * ODMR (RFC 2645) is queued for anyone: we are its MX. */
+		if (s->user || userdb_is_odmr_domain(s->srv->db, to->domain)) {
 			smtp_add_remote(s->txn, to->text, ra->notify, orcpt);
 			ok = true;
 			break;
@@ -325,14 +326,27 @@ smtp_write_trace(struct smtp_session *s)
 	buf_free(&h);
 }
 
+/* The reply when the message could not be stored (err: the errno): a
+ * full disk or quota is 452 4.3.1 (RFC 5321 4.5.3.1.10, RFC 3463), so the
+ * client knows to come back later; anything else 451 4.3.0. */
+static void
+smtp_reply_storage_error(struct smtp_session *s, int err, const char *text)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		smtp_reply(s, "452 4.3.1 Error: insufficient system storage");
+	else
+		smtp_reply(s, "451 4.3.0 Error: %s", text);
+}
+
 /* Opens the spool file and writes the trace headers. */
 static bool
 smtp_start_message(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
 	if (spool_create(s->cfg->data_dir, &t->spool) < 0) {
+		int e = errno;
 		log_warn("session=%llu spool_create", (unsigned long long)s->id);
-		smtp_reply(s, "451 4.3.0 Error: local error in processing");
+		smtp_reply_storage_error(s, e, "local error in processing");
 		return false;
 	}
 	t->spool_open = true;
@@ -389,7 +403,7 @@ smtp_delivery_done(void *arg)
 		log_warnx("session=%llu qid=%s event=delivery-failed "
 		    "delivered=%u/%zu error=\"%s\"", (unsigned long long)s->id,
 		    t->spool.id, ld->delivered, ld->maildirs.n, strerror(err));
-		smtp_reply(s, "451 4.3.0 Error: local delivery failed, try "
+		smtp_reply_storage_error(s, err, "local delivery failed, try "
 		    "again later");
 	} else {
 		s->transactions++;
@@ -568,7 +582,8 @@ smtp_finish_message(struct smtp_session *s)
 		errno = t->spool.error;
 		log_warn("session=%llu qid=%s spool write",
 		    (unsigned long long)s->id, t->spool.id);
-		smtp_reply(s, "451 4.3.0 Error: local error in processing");
+		smtp_reply_storage_error(s, t->spool.error,
+		    "local error in processing");
 	} else {
 		for (size_t i = 0; i < t->mailboxes.n; i++) {
 			char *path = userdb_maildir_path(s->cfg->data_dir,

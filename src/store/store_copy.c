@@ -317,8 +317,11 @@ store_append_begin(struct store *st, char **path_r, char **error_r)
 void
 store_append_abort(const char *tmp_path)
 {
+	int e = errno;	/* callers report the failure that got them here */
+
 	if (tmp_path != NULL && unlink(tmp_path) < 0 && errno != ENOENT)
 		log_warn("store: %s: unlink", tmp_path);
+	errno = e;
 }
 
 /* tmp_path must be what store_append_begin made: a file directly in the

@@ -20,21 +20,95 @@ libunbound reports as SERVFAIL: a temporary failure).
 
 ``start`` raises RuntimeError when unbound is missing or does not start;
 ``available()`` tells beforehand (for pytest.skip).
+
+Signed zones (DNSSEC, for DANE tests): ``signed`` maps a zone name to its
+records (zone file lines, owner names absolute); each zone gets an SOA and
+NS, is signed with fresh keys by ldns-signzone (NSEC3) and is served from
+an unbound auth-zone. ``corrupt`` lists owner names whose RRSIGs are
+spoilt after signing (their answers are then bogus). The DS records of
+every signed zone are written to ``anchor_file(tmpdir)``: a validating
+resolver given that file as its trust anchor sees the zone as secure.
+``signing_available()`` tells whether the ldns tools are installed.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import time
 
 UNBOUND = "/usr/sbin/unbound"
+LDNS_KEYGEN = "/usr/bin/ldns-keygen"
+LDNS_SIGNZONE = "/usr/bin/ldns-signzone"
 START_TIMEOUT = 10.0
 
 
 def available():
     """True when the unbound binary is installed."""
     return os.access(UNBOUND, os.X_OK)
+
+
+def signing_available():
+    """True when the ldns tools that sign zones are installed."""
+    return available() and os.access(LDNS_KEYGEN, os.X_OK) and \
+        os.access(LDNS_SIGNZONE, os.X_OK)
+
+
+def anchor_file(tmpdir):
+    """The trust anchor file (DS records) of start(..., signed=...)."""
+    return os.path.join(str(tmpdir), "dnszone", "anchors.ds")
+
+
+def _keygen(workdir, zone, ksk):
+    args = [LDNS_KEYGEN, "-a", "ECDSAP256SHA256"] + (["-k"] if ksk else [])
+    out = subprocess.run(args + [zone], cwd=workdir, check=True,
+                         capture_output=True, text=True).stdout.strip()
+    return os.path.join(workdir, out)
+
+
+def _spoil(text, owners):
+    """Flips one base64 character of the RRSIGs of owners."""
+    out = []
+    wanted = {o.lower().rstrip(".") + "." for o in owners}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) > 4 and f[0].lower() in wanted and f[3] == "RRSIG" \
+                and f[4] != "NSEC3":
+            sig = f[-1]
+            f[-1] = ("B" if sig[0] != "B" else "C") + sig[1:]
+            line = "\t".join(f)
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def _sign(workdir, zone, records, corrupt):
+    """Signs zone; returns (signed file, DS record text)."""
+    zone = zone.rstrip(".") + "."
+    base = zone.rstrip(".")
+    path = os.path.join(workdir, base + ".zone")
+    with open(path, "w") as f:
+        f.write("$TTL 300\n")
+        f.write("%s IN SOA ns.%s admin.%s 1 3600 600 86400 300\n"
+                % (zone, zone, zone))
+        f.write("%s IN NS ns.%s\n" % (zone, zone))
+        f.write("ns.%s IN A 127.0.0.1\n" % zone)
+        for rr in records:
+            f.write(rr + "\n")
+    ksk = _keygen(workdir, base, True)
+    zsk = _keygen(workdir, base, False)
+    subprocess.run([LDNS_SIGNZONE, "-n", "-f", path + ".signed", path,
+                    ksk, zsk], cwd=workdir, check=True,
+                   capture_output=True, text=True)
+    signed = path + ".signed"
+    if corrupt:
+        with open(signed) as f:
+            text = _spoil(f.read(), corrupt)
+        with open(signed, "w") as f:
+            f.write(text)
+    with open(ksk + ".ds") as f:
+        ds = re.sub(r"\s+", " ", f.read().strip())
+    return signed, ds
 
 
 def resolver(port):
@@ -47,7 +121,7 @@ def _zone_of(owner):
     return ".".join(labels[-2:]).lower() + "."
 
 
-def _config(port, workdir, records, zones):
+def _config(port, workdir, records, zones, auth=None):
     lines = [
         "server:",
         "    interface: 127.0.0.1",
@@ -73,6 +147,14 @@ def _config(port, workdir, records, zones):
         lines.append('    local-zone: "%s" %s' % (name, kind))
     for rr in records:
         lines.append("    local-data: '%s'" % rr)
+    # a transparent local zone lets the names through to the auth-zone
+    # (unbound's own "test." zone would answer NXDOMAIN first)
+    for name in sorted(auth or {}):
+        lines.append('    local-zone: "%s" transparent' % name)
+    for name, path in sorted((auth or {}).items()):
+        lines += ["auth-zone:", '    name: "%s"' % name,
+                  '    zonefile: "%s"' % path, "    for-downstream: yes",
+                  "    for-upstream: no", "    fallback-enabled: no"]
     lines += ["remote-control:", "    control-enable: no", ""]
     return "\n".join(lines)
 
@@ -103,11 +185,11 @@ def _stopper(proc):
     return stop
 
 
-def _try_start(records, workdir, zones):
+def _try_start(records, workdir, zones, auth=None):
     port = _free_port()
     conf = os.path.join(workdir, "unbound.conf")
     with open(conf, "w") as f:
-        f.write(_config(port, workdir, records, zones))
+        f.write(_config(port, workdir, records, zones, auth))
     log = open(os.path.join(workdir, "unbound.log"), "ab")
     proc = subprocess.Popen([UNBOUND, "-d", "-c", conf], stdin=subprocess.DEVNULL,
                             stdout=log, stderr=subprocess.STDOUT)
@@ -123,15 +205,28 @@ def _try_start(records, workdir, zones):
     return None, None
 
 
-def start(zone_records, tmpdir, zones=None):
+def start(zone_records, tmpdir, zones=None, signed=None, corrupt=()):
     """Starts unbound serving zone_records (list of str) with its files in
-    tmpdir/dnszone; returns (port, stop). stop() may be called twice."""
+    tmpdir/dnszone, and the zones of signed ({name: [records]}) signed;
+    returns (port, stop). stop() may be called twice."""
     if not available():
         raise RuntimeError("%s is not installed" % UNBOUND)
     workdir = os.path.join(str(tmpdir), "dnszone")
     os.makedirs(workdir, exist_ok=True)
+    auth = {}
+    if signed:
+        if not signing_available():
+            raise RuntimeError("ldns-keygen/ldns-signzone not installed")
+        anchors = []
+        for name, rrs in sorted(signed.items()):
+            name = name.rstrip(".") + "."
+            path, ds = _sign(workdir, name, rrs, corrupt)
+            auth[name] = path
+            anchors.append(ds)
+        with open(anchor_file(tmpdir), "w") as f:
+            f.write("\n".join(anchors) + "\n")
     for _ in range(5):
-        port, stop = _try_start(list(zone_records), workdir, zones)
+        port, stop = _try_start(list(zone_records), workdir, zones, auth)
         if port is not None:
             return port, stop
     with open(os.path.join(workdir, "unbound.log"), errors="replace") as f:

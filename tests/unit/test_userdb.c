@@ -642,6 +642,67 @@ test_resolve_accumulates(void **state)
 	strlist_free(&remote);
 }
 
+/* ODMR domains: checks on add, the queries, what they forbid, and the
+ * cascade when the user goes. */
+static void
+test_odmr(void **state)
+{
+	struct fixture *fx = *state;
+	struct userdb *db = fx->db;
+	struct strlist l = STRLIST_INIT;
+	char *error = NULL;
+
+	add_user(db, "alice@example.org");
+	add_user(db, "bob@example.org");
+	assert_int_equal(userdb_odmr_add(db, "Customer.Example",
+	    "ALICE@example.org", &error), 0);
+	assert_int_equal(userdb_odmr_add(db, "b.example", "bob@example.org",
+	    &error), 0);
+	static const char *const refused[][2] = {
+		{ "customer.example", "bob@example.org" },	/* held */
+		{ "example.org", "alice@example.org" },		/* local */
+		{ "x.example", "nobody@example.org" },
+		{ "bad..example", "alice@example.org" },
+		{ "x.example", "no-at-sign" },
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		assert_int_equal(userdb_odmr_add(db, refused[i][0],
+		    refused[i][1], &error), -1);
+		assert_non_null(error);
+		x_free(&error);
+	}
+	char *u = userdb_odmr_user(db, "CUSTOMER.example");
+	assert_string_equal(u, "alice@example.org");
+	x_free(&u);
+	assert_null(userdb_odmr_user(db, "example.org"));
+	assert_true(userdb_is_odmr_domain(db, "b.example"));
+	assert_int_equal(userdb_odmr_domains(db, "Alice@Example.org", &l), 1);
+	check_list(&l, "customer.example");
+	strlist_free(&l);
+	assert_int_equal(userdb_odmr_list(db, &l), 0);
+	check_list(&l, "b.example bob@example.org,"
+	    "customer.example alice@example.org");
+	strlist_free(&l);
+	/* a held domain does not become local */
+	assert_int_equal(userdb_domain_add(db, "customer.example", &error),
+	    -1);
+	x_free(&error);
+	assert_int_equal(userdb_user_add(db, "x@customer.example", HASH,
+	    &error), -1);
+	x_free(&error);
+	assert_false(userdb_is_local_domain(db, "customer.example"));
+	/* a held domain is not local for RCPT */
+	assert_int_equal(userdb_resolve(db, "x@customer.example", &l, &l),
+	    RESOLVE_NOT_LOCAL);
+	assert_int_equal(userdb_user_del(db, "bob@example.org", &error), 0);
+	assert_false(userdb_is_odmr_domain(db, "b.example"));
+	assert_int_equal(userdb_odmr_del(db, "customer.example", &error), 0);
+	assert_int_equal(userdb_odmr_del(db, "customer.example", &error), -1);
+	x_free(&error);
+	assert_int_equal(userdb_odmr_list(db, &l), 0);
+	assert_int_equal(l.n, 0);
+}
+
 int
 main(void)
 {
@@ -664,6 +725,7 @@ main(void)
 		T(test_resolve_depth),
 		T(test_resolve_catch_all),
 		T(test_resolve_accumulates),
+		T(test_odmr),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
