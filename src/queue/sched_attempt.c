@@ -598,18 +598,8 @@ sched_policy_done(struct tls_policy *p, void *arg)
 		return;
 	}
 	sched_build_rcpts(a);
-	struct smtp_client_message msg = {
-		.from = a->env.from,
-		.rcpts = a->crcpts,
-		.nrcpts = a->ncrcpts,
-		.path = a->msg_path,
-		.size = 0,
-		.eightbit = a->env.eightbit,
-		.smtputf8 = a->env.smtputf8,
-		.ret = a->env.ret == DSN_RET_FULL ? SMTP_RET_FULL :
-		    a->env.ret == DSN_RET_HDRS ? SMTP_RET_HDRS : SMTP_RET_NONE,
-		.envid = a->env.envid,
-	};
+	struct smtp_client_message msg;
+	sched_client_message(a, &msg);
 	if (smtp_client_send(a->client, &msg, sched_client_result, a) < 0)
 		log_warnx("event=delivery id=%s error=\"cannot hand the "
 		    "message to the SMTP client\"", a->env.id);
