@@ -950,6 +950,34 @@ store_summaries_fill(struct store *st, int64_t mbox_id,
 
 /* ---- opening a message -------------------------------------------------- */
 
+/* Opens base:2,FLAGS in dirfd for every subset of the standard flag
+ * letters (in Maildir's ASCII order), or -1. */
+static int
+store_msg_open_flags(int dirfd, const char *name)
+{
+	static const char letters[] = "DFRST";
+	char try[NAME_MAX + 1];
+	size_t base = strcspn(name, ":");
+
+	if (base + sizeof(":2,DFRST") > sizeof(try))
+		return -1;
+	memcpy(try, name, base);
+	memcpy(try + base, ":2,", 3);
+	for (unsigned mask = 0; mask < 32; mask++) {
+		size_t n = base + 3;
+		for (unsigned i = 0; i < 5; i++)
+			if (mask & (1u << i))
+				try[n++] = letters[i];
+		try[n] = '\0';
+		if (strcmp(try, name) == 0)
+			continue;
+		int fd = openat(dirfd, try, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0 || errno != ENOENT)
+			return fd;
+	}
+	return -1;
+}
+
 int
 store_msg_open(const char *path)
 {
@@ -965,6 +993,13 @@ store_msg_open(const char *path)
 	x_free(&dir);
 	if (dirfd < 0)
 		return -1;
+	/* Most often another session changed the standard flags: try the
+	 * 32 names those can give before reading the whole folder. */
+	fd = store_msg_open_flags(dirfd, slash + 1);
+	if (fd >= 0) {
+		close(dirfd);
+		return fd;
+	}
 	struct store_scan sc = { 0 };
 	struct store_ent want;
 	size_t skipped = 0;

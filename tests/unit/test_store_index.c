@@ -432,6 +432,10 @@ test_set_flags(void **state)
 	assert_int_equal(store_set_flags(st, "inbox", 2,
 	    STORE_F_DELETED | STORE_F_ANSWERED | STORE_F_DRAFT, &err), 0);
 	assert_true(exists(fx->root, "cur", "f2:2,DPRTa"));
+	/* letters of other programs: found by reading the folder */
+	fd = store_msg_open(mb.msgs[1].path);
+	assert_true(fd >= 0);
+	close(fd);
 
 	load(st, "INBOX", &after);
 	assert_int_equal(after.msgs[0].flags, STORE_F_SEEN | STORE_F_FLAGGED);
