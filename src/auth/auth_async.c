@@ -10,6 +10,7 @@
 #include "auth/throttle.h"
 #include "core/pool.h"
 #include "core/timer.h"
+#include "core/log.h"
 #include "core/xmalloc.h"
 
 struct auth_job {
@@ -114,4 +115,75 @@ auth_plain_response(const char *user, const char *password)
 	explicit_bzero(raw, n);
 	free(raw);
 	return b64;
+}
+
+bool
+auth_session_reset(struct auth_session *a)
+{
+	bool running = a->job != NULL;
+
+	if (a->job) {
+		auth_job_cancel(a->job);	/* frees the exchange */
+		a->job = NULL;
+		a->sasl = NULL;
+	}
+	if (a->sasl) {
+		sasl_exchange_free(a->sasl);
+		a->sasl = NULL;
+	}
+	a->final = false;
+	return running;
+}
+
+bool
+auth_session_start(struct auth_session *a, struct userdb *db,
+    const char *mech, const unsigned char *cb)
+{
+	auth_session_reset(a);
+	a->sasl = sasl_exchange_new(db, mech, cb, cb ? 32 : 0);
+	return a->sasl != NULL;
+}
+
+void
+auth_session_step(struct auth_session *a, const char *ip, char *in,
+    auth_step_done_fn fn, void *ctx)
+{
+	a->job = auth_step_start(a->sasl, ip, in, fn, ctx);
+}
+
+void
+auth_session_step_done(struct auth_session *a)
+{
+	a->job = NULL;
+}
+
+void
+auth_session_failed(struct auth_session *a, uint64_t id, const char *ip,
+    bool malformed)
+{
+	const char *authid = a->sasl ? sasl_authid(a->sasl) : "";
+
+	throttle_failure(ip, malformed ? NULL : authid);
+	log_info("session=%llu event=auth result=fail ip=%s authid=%s",
+	    (unsigned long long)id, ip, authid);
+	auth_session_reset(a);
+}
+
+char *
+auth_session_succeeded(struct auth_session *a, uint64_t id, const char *ip)
+{
+	const char *user = sasl_user(a->sasl);
+	char *out = NULL;
+
+	if (throttle_blocked(NULL, user))
+		log_info("session=%llu event=auth result=blocked user=%s",
+		    (unsigned long long)id, user);
+	else {
+		throttle_success(ip, user);
+		log_info("session=%llu event=auth result=ok user=%s ip=%s",
+		    (unsigned long long)id, user, ip);
+		out = x_strdup(user);
+	}
+	auth_session_reset(a);
+	return out;
 }

@@ -22,6 +22,46 @@ struct auth_job *auth_step_start(struct sasl_exchange *x, const char *ip,
  * called, and the exchange x is freed with the job. */
 void auth_job_cancel(struct auth_job *j);
 
+/* ---- the exchange of one protocol session ----
+ *
+ * What SMTP AUTH, IMAP AUTHENTICATE/LOGIN, POP3 AUTH/USER/PASS and ODMR
+ * AUTH share: the exchange and its step in flight, and the bookkeeping of
+ * the end (throttling, logs), so that every protocol counts failures and
+ * blocks accounts the same way. */
+#include <stdbool.h>
+#include <stdint.h>
+
+struct userdb;
+
+struct auth_session {
+	struct sasl_exchange *sasl;
+	struct auth_job *job;	/* a step in flight */
+	bool final;		/* server-final data sent, an empty line due */
+};
+
+/* Ends the exchange (a step in flight is cancelled: its callback never
+ * runs). True when a step was in flight. */
+bool auth_session_reset(struct auth_session *a);
+/* Starts an exchange of mech; cb is the connection's 32-octet
+ * tls-exporter value, or NULL without TLS. False when mech is not
+ * offered. */
+bool auth_session_start(struct auth_session *a, struct userdb *db,
+    const char *mech, const unsigned char *cb);
+/* Runs the next step with in (taken over), from client address ip. */
+void auth_session_step(struct auth_session *a, const char *ip, char *in,
+    auth_step_done_fn fn, void *ctx);
+/* The step's callback ran: the job is gone. */
+void auth_session_step_done(struct auth_session *a);
+/* A failed exchange (malformed: the client's data was not even
+ * well-formed, which does not count against the account): throttled,
+ * logged for session id, and ended. */
+void auth_session_failed(struct auth_session *a, uint64_t id, const char *ip,
+    bool malformed);
+/* A successful exchange: the user (allocated), or NULL (logged) when the
+ * account is blocked by earlier failures; the exchange is ended. */
+char *auth_session_succeeded(struct auth_session *a, uint64_t id,
+    const char *ip);
+
 /* The base64 PLAIN response for a user name and password (USER/PASS,
  * IMAP LOGIN), allocated; the caller hands it to auth_step_start. */
 char *auth_plain_response(const char *user, const char *password);

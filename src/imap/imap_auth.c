@@ -15,17 +15,8 @@
 void
 imap_auth_reset(struct imap_session *s)
 {
-	s->sasl_final = false;
-	if (s->auth_job) {
-		auth_job_cancel(s->auth_job);	/* frees the exchange */
-		s->auth_job = NULL;
-		s->sasl = NULL;
-		s->busy = false;
-	}
-	if (s->sasl) {
-		sasl_exchange_free(s->sasl);
-		s->sasl = NULL;
-	}
+	if (auth_session_reset(&s->auth))
+		s->busy = false;	/* the step in flight was cancelled */
 }
 
 /* The exchange is over (any outcome): back to reading commands. */
@@ -39,12 +30,9 @@ imap_auth_end(struct imap_session *s)
 static void
 imap_auth_failed(struct imap_session *s, bool malformed)
 {
-	const char *authid = s->sasl ? sasl_authid(s->sasl) : "";
-
-	throttle_failure(conn_peer_addr(s->conn), malformed ? NULL : authid);
-	log_info("session=%llu event=auth result=fail ip=%s authid=%s",
-	    (unsigned long long)s->id, conn_peer_addr(s->conn), authid);
-	imap_auth_end(s);
+	auth_session_failed(&s->auth, s->id, conn_peer_addr(s->conn),
+	    malformed);
+	s->input = IMAP_IN_COMMAND;
 	if (malformed)
 		imap_tagged(s, "BAD", "Invalid base64 or SASL data");
 	else
@@ -86,21 +74,16 @@ imap_login_open_done(struct imap_session *s)
 static void
 imap_auth_succeeded(struct imap_session *s)
 {
-	const char *user = sasl_user(s->sasl);
+	char *user = auth_session_succeeded(&s->auth, s->id,
+	    conn_peer_addr(s->conn));
 
-	if (throttle_blocked(NULL, user)) {
-		log_info("session=%llu event=auth result=blocked user=%s",
-		    (unsigned long long)s->id, user);
-		imap_auth_end(s);
+	s->input = IMAP_IN_COMMAND;
+	if (user == NULL) {
 		imap_tagged(s, "NO", "[UNAVAILABLE] Temporary authentication "
 		    "failure");
 		return;
 	}
-	throttle_success(conn_peer_addr(s->conn), user);
-	log_info("session=%llu event=auth result=ok user=%s ip=%s",
-	    (unsigned long long)s->id, user, conn_peer_addr(s->conn));
-	s->user = x_strdup(user);
-	imap_auth_end(s);
+	s->user = user;
 	imap_job(s, imap_login_open_work, imap_login_open_done);
 }
 
@@ -109,31 +92,18 @@ imap_auth_step_done(void *ctx, enum sasl_result r, char *out)
 {
 	struct imap_session *s = ctx;
 
-	s->auth_job = NULL;
+	auth_session_step_done(&s->auth);
 	s->busy = false;
-	switch (r) {
-	case SASL_CONTINUE:
-		s->input = IMAP_IN_SASL;
-		imap_send(s, "+ %s", out ? out : "");
-		break;
-	case SASL_OK:
+	if (r == SASL_CONTINUE || (r == SASL_OK && out && out[0])) {
 		/* IMAP has no success-with-data: SCRAM's server-final is a
 		 * challenge answered by an empty line (RFC 9051 6.2.2). */
-		if (out && out[0]) {
-			s->input = IMAP_IN_SASL;
-			s->sasl_final = true;
-			imap_send(s, "+ %s", out);
-			break;
-		}
+		s->input = IMAP_IN_SASL;
+		s->auth.final = r == SASL_OK;
+		imap_send(s, "+ %s", out ? out : "");
+	} else if (r == SASL_OK)
 		imap_auth_succeeded(s);
-		break;
-	case SASL_FAIL:
-		imap_auth_failed(s, false);
-		break;
-	case SASL_MALFORMED:
-		imap_auth_failed(s, true);
-		break;
-	}
+	else
+		imap_auth_failed(s, r == SASL_MALFORMED);
 	free(out);
 	imap_resume(s);
 }
@@ -143,7 +113,7 @@ imap_auth_step(struct imap_session *s, char *in)
 {
 	s->busy = true;
 	conn_pause(s->conn);
-	s->auth_job = auth_step_start(s->sasl, conn_peer_addr(s->conn), in,
+	auth_session_step(&s->auth, conn_peer_addr(s->conn), in,
 	    imap_auth_step_done, s);
 }
 
@@ -170,9 +140,8 @@ imap_auth_new(struct imap_session *s, const char *mech)
 	unsigned char cb[32];
 	bool have_cb = conn_tls_exporter(s->conn, cb) == 0;
 
-	s->sasl = sasl_exchange_new(s->srv->db, mech, have_cb ? cb : NULL,
-	    have_cb ? sizeof(cb) : 0);
-	if (s->sasl == NULL) {
+	if (!auth_session_start(&s->auth, s->srv->db, mech,
+	    have_cb ? cb : NULL)) {
 		imap_tagged(s, "NO", "[CANNOT] Unsupported authentication "
 		    "mechanism");
 		return false;
@@ -224,14 +193,16 @@ imap_sasl_input(struct imap_session *s, const char *line)
 		imap_command_end(s);
 		return;
 	}
-	if (s->sasl_final) {
-		s->sasl_final = false;
+	if (s->auth.final) {
+		s->auth.final = false;
 		if (line[0] != '\0') {
 			imap_auth_failed(s, true);
 			imap_command_end(s);
 			return;
 		}
 		imap_auth_succeeded(s);
+		if (!s->busy)		/* refused: no store to open */
+			imap_command_end(s);
 		return;
 	}
 	imap_auth_step(s, x_strdup(line));

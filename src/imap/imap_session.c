@@ -156,7 +156,7 @@ static void
 imap_after_command(struct imap_session *s)
 {
 	if (s->busy || s->fetch || s->input == IMAP_IN_SASL ||
-	    s->input == IMAP_IN_IDLE || s->auth_job)
+	    s->input == IMAP_IN_IDLE || s->auth.job)
 		return;
 	imap_command_end(s);
 }

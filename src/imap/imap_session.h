@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth_async.h"
 #include "core/buf.h"
 #include "imap/imap.h"
 #include "imap/imap_parse.h"
@@ -124,9 +125,7 @@ struct imap_session {
 	bool in_process;		/* inside the input loop */
 
 	/* authentication */
-	struct sasl_exchange *sasl;
-	struct auth_job *auth_job;
-	bool sasl_final;
+	struct auth_session auth;
 	char *user;			/* canonical, once logged in */
 	char *root;			/* the user's Maildir root */
 

@@ -15,18 +15,8 @@
 void
 odmr_auth_reset(struct odmr_session *s)
 {
-	if (s->auth_job) {
-		/* The job owns the exchange until it finishes. */
-		auth_job_cancel(s->auth_job);
-		s->auth_job = NULL;
-		s->sasl = NULL;
-		s->busy = false;
-	}
-	if (s->sasl) {
-		sasl_exchange_free(s->sasl);
-		s->sasl = NULL;
-	}
-	s->auth_final = false;
+	if (auth_session_reset(&s->auth))
+		s->busy = false;	/* the step in flight was cancelled */
 }
 
 static void
@@ -41,30 +31,24 @@ odmr_auth_end(struct odmr_session *s)
 static void
 odmr_auth_succeeded(struct odmr_session *s)
 {
-	const char *user = sasl_user(s->sasl);
-	if (throttle_blocked(NULL, user)) {
-		log_info("session=%llu event=auth result=blocked user=%s",
-		    (unsigned long long)s->id, user);
-		odmr_auth_end(s);
+	char *user = auth_session_succeeded(&s->auth, s->id,
+	    conn_peer_addr(s->conn));
+
+	odmr_enter_state(s, ODMR_ST_READY);
+	if (user == NULL) {
 		odmr_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
-	s->user = x_strdup(user);
-	throttle_success(conn_peer_addr(s->conn), s->user);
-	log_info("session=%llu event=auth result=ok user=%s",
-	    (unsigned long long)s->id, s->user);
-	odmr_auth_end(s);
+	s->user = user;
 	odmr_reply(s, "235 2.7.0 Authentication successful");
 }
 
 static void
 odmr_auth_failed(struct odmr_session *s, bool malformed)
 {
-	const char *authid = sasl_authid(s->sasl);
-	throttle_failure(conn_peer_addr(s->conn), malformed ? NULL : authid);
-	log_info("session=%llu event=auth result=fail ip=%s authid=%s",
-	    (unsigned long long)s->id, conn_peer_addr(s->conn), authid);
-	odmr_auth_end(s);
+	auth_session_failed(&s->auth, s->id, conn_peer_addr(s->conn),
+	    malformed);
+	odmr_enter_state(s, ODMR_ST_READY);
 	if (malformed)
 		odmr_reply_error(s, "501 5.5.2 Cannot decode response");
 	else
@@ -77,12 +61,12 @@ odmr_auth_step_done(void *ctx, enum sasl_result r, char *out)
 {
 	struct odmr_session *s = ctx;
 
-	s->auth_job = NULL;
+	auth_session_step_done(&s->auth);
 	s->busy = false;
 	if (r == SASL_CONTINUE || (r == SASL_OK && out && out[0])) {
 		/* RFC 4954 4: final server data rides on a 334 the client
 		 * answers with an empty line. */
-		s->auth_final = r == SASL_OK;
+		s->auth.final = r == SASL_OK;
 		odmr_reply(s, "334 %s", out ? out : "");
 	} else if (r == SASL_OK)
 		odmr_auth_succeeded(s);
@@ -101,7 +85,7 @@ odmr_auth_step(struct odmr_session *s, char *in)
 {
 	s->busy = true;
 	conn_pause(s->conn);
-	s->auth_job = auth_step_start(s->sasl, conn_peer_addr(s->conn), in,
+	auth_session_step(&s->auth, conn_peer_addr(s->conn), in,
 	    odmr_auth_step_done, s);
 }
 
@@ -147,10 +131,9 @@ odmr_cmd_auth(struct odmr_session *s, const char *arg)
 		return;
 	}
 	bool have_cb = conn_tls_exporter(s->conn, cb) == 0;
-	s->sasl = sasl_mechanism_offered(mech, true) ?
-	    sasl_exchange_new(s->srv->db, mech, have_cb ? cb : NULL,
-	    have_cb ? sizeof(cb) : 0) : NULL;
-	if (s->sasl == NULL) {
+	if (!sasl_mechanism_offered(mech, true) ||
+	    !auth_session_start(&s->auth, s->srv->db, mech,
+	    have_cb ? cb : NULL)) {
 		odmr_reply_error(s, "504 5.5.4 Unrecognized authentication "
 		    "type");
 		return;
@@ -167,7 +150,7 @@ odmr_auth_input(struct odmr_session *s, const char *line)
 		odmr_reply_error(s, "501 5.0.0 Authentication aborted");
 		return;
 	}
-	if (s->auth_final) {
+	if (s->auth.final) {
 		if (line[0] != '\0')
 			odmr_auth_failed(s, true);
 		else

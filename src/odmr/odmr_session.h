@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth_async.h"
 #include "core/buf.h"
 #include "net/conn.h"
 #include "odmr/odmr.h"
@@ -36,9 +37,7 @@ struct odmr_session {
 	unsigned errors;
 	struct buf line;
 	char *user;			/* canonical, once authenticated */
-	struct sasl_exchange *sasl;
-	struct auth_job *auth_job;	/* a SASL step in flight */
-	bool auth_final;		/* server-final data sent */
+	struct auth_session auth;	/* AUTH in progress */
 	bool busy;			/* a pool job runs: input waits */
 	struct sched_odmr *pull;	/* ATRN: the queue's search */
 };

@@ -67,27 +67,15 @@ pop3_reply_error(struct pop3_session *s, const char *fmt, ...)
 static void
 pop3_sasl_reset(struct pop3_session *s)
 {
-	s->sasl_final = false;
-	if (s->auth_job) {
-		auth_job_cancel(s->auth_job);	/* frees the exchange */
-		s->auth_job = NULL;
-		s->sasl = NULL;
-		s->busy = false;
-	}
-	if (s->sasl) {
-		sasl_exchange_free(s->sasl);
-		s->sasl = NULL;
-	}
+	if (auth_session_reset(&s->auth))
+		s->busy = false;	/* the step in flight was cancelled */
 }
 
 static void
 pop3_auth_failed(struct pop3_session *s, bool malformed)
 {
-	const char *authid = s->sasl ? sasl_authid(s->sasl) : "";
-	throttle_failure(conn_peer_addr(s->conn), malformed ? NULL : authid);
-	log_info("session=%llu event=auth result=fail ip=%s authid=%s",
-	    (unsigned long long)s->id, conn_peer_addr(s->conn), authid);
-	pop3_sasl_reset(s);
+	auth_session_failed(&s->auth, s->id, conn_peer_addr(s->conn),
+	    malformed);
 	pop3_enter_state(s, POP3_ST_AUTHORIZATION);
 	if (malformed)
 		pop3_reply_error(s, "-ERR [AUTH] Invalid base64 data");
@@ -98,29 +86,23 @@ pop3_auth_failed(struct pop3_session *s, bool malformed)
 static void
 pop3_auth_succeeded(struct pop3_session *s)
 {
-	const char *user = sasl_user(s->sasl);
-	if (throttle_blocked(NULL, user)) {
-		log_info("session=%llu event=auth result=blocked user=%s",
-		    (unsigned long long)s->id, user);
-		pop3_sasl_reset(s);
-		pop3_enter_state(s, POP3_ST_AUTHORIZATION);
+	char *user = auth_session_succeeded(&s->auth, s->id,
+	    conn_peer_addr(s->conn));
+
+	pop3_enter_state(s, POP3_ST_AUTHORIZATION);
+	if (user == NULL) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Temporary authentication "
 		    "failure");
 		return;
 	}
-	throttle_success(conn_peer_addr(s->conn), user);
-	log_info("session=%llu event=auth result=ok user=%s",
-	    (unsigned long long)s->id, user);
 	if (!pop3_lock_take(s->srv, user)) {
-		pop3_sasl_reset(s);
-		pop3_enter_state(s, POP3_ST_AUTHORIZATION);
+		free(user);
 		pop3_reply(s, "-ERR [IN-USE] Mailbox is locked by another "
 		    "POP3 session");
 		return;
 	}
-	s->user = x_strdup(user);
+	s->user = user;
 	s->locked = true;
-	pop3_sasl_reset(s);
 	pop3_open_maildrop(s);
 }
 
@@ -129,31 +111,18 @@ pop3_auth_step_done(void *ctx, enum sasl_result r, char *out)
 {
 	struct pop3_session *s = ctx;
 
-	s->auth_job = NULL;
+	auth_session_step_done(&s->auth);
 	s->busy = false;
-	switch (r) {
-	case SASL_CONTINUE:
-		pop3_reply(s, "+ %s", out ? out : "");
-		pop3_enter_state(s, POP3_ST_SASL);
-		break;
-	case SASL_OK:
+	if (r == SASL_CONTINUE || (r == SASL_OK && out && out[0])) {
 		/* RFC 5034 has no final-data step: SCRAM's server-final
 		 * comes as a challenge answered by an empty line. */
-		if (out && out[0]) {
-			pop3_reply(s, "+ %s", out);
-			pop3_enter_state(s, POP3_ST_SASL);
-			s->sasl_final = true;
-			break;
-		}
+		s->auth.final = r == SASL_OK;
+		pop3_reply(s, "+ %s", out ? out : "");
+		pop3_enter_state(s, POP3_ST_SASL);
+	} else if (r == SASL_OK)
 		pop3_auth_succeeded(s);
-		break;
-	case SASL_FAIL:
-		pop3_auth_failed(s, false);
-		break;
-	case SASL_MALFORMED:
-		pop3_auth_failed(s, true);
-		break;
-	}
+	else
+		pop3_auth_failed(s, r == SASL_MALFORMED);
 	free(out);
 	if (s->state == POP3_ST_QUIT || s->busy)
 		return;
@@ -166,7 +135,7 @@ pop3_auth_step(struct pop3_session *s, char *in)
 {
 	s->busy = true;
 	conn_pause(s->conn);
-	s->auth_job = auth_step_start(s->sasl, conn_peer_addr(s->conn), in,
+	auth_session_step(&s->auth, conn_peer_addr(s->conn), in,
 	    pop3_auth_step_done, s);
 }
 
@@ -191,9 +160,8 @@ pop3_start_sasl(struct pop3_session *s, const char *mech)
 		return false;
 	}
 	bool have_cb = conn_tls_exporter(s->conn, cb) == 0;
-	s->sasl = sasl_exchange_new(s->srv->db, mech, have_cb ? cb : NULL,
-	    have_cb ? sizeof(cb) : 0);
-	if (s->sasl == NULL) {
+	if (!auth_session_start(&s->auth, s->srv->db, mech,
+	    have_cb ? cb : NULL)) {
 		pop3_reply_error(s, "-ERR Unsupported authentication mechanism");
 		return false;
 	}
@@ -280,8 +248,8 @@ pop3_sasl_input(struct pop3_session *s, const char *line)
 		pop3_reply_error(s, "-ERR Authentication aborted");
 		return;
 	}
-	if (s->sasl_final) {
-		s->sasl_final = false;
+	if (s->auth.final) {
+		s->auth.final = false;
 		if (line[0] != '\0') {
 			pop3_auth_failed(s, true);
 			return;

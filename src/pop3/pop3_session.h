@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth_async.h"
 #include "core/buf.h"
 #include "net/conn.h"
 #include "pop3/pop3.h"
@@ -40,9 +41,7 @@ struct pop3_session {
 	unsigned errors;
 	struct buf line;
 	char *user_arg;			/* from USER */
-	struct sasl_exchange *sasl;
-	struct auth_job *auth_job;
-	bool sasl_final;		/* SCRAM final data sent */
+	struct auth_session auth;	/* AUTH, USER/PASS in progress */
 	bool busy;			/* pool job (maildrop load, update) */
 	bool gone;
 	char *user;			/* canonical, once logged in */

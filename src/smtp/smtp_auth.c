@@ -24,18 +24,8 @@ smtp_auth_mechanisms(const struct smtp_session *s)
 void
 smtp_auth_reset(struct smtp_session *s)
 {
-	if (s->auth_job) {
-		/* The job owns the exchange until it finishes. */
-		auth_job_cancel(s->auth_job);
-		s->auth_job = NULL;
-		s->sasl = NULL;
-		s->busy = false;
-	}
-	if (s->sasl) {
-		sasl_exchange_free(s->sasl);
-		s->sasl = NULL;
-	}
-	s->auth_final = false;
+	if (auth_session_reset(&s->auth))
+		s->busy = false;	/* the step in flight was cancelled */
 }
 
 static void
@@ -45,38 +35,34 @@ smtp_auth_end(struct smtp_session *s)
 	smtp_enter_state(s, SMTP_ST_READY);
 }
 
+/* The account may still be blocked after too many failures elsewhere:
+ * then even the right password waits (RFC 4954 454). */
 static void
 smtp_auth_succeeded(struct smtp_session *s)
 {
-	s->user = x_strdup(sasl_user(s->sasl));
-	throttle_success(conn_peer_addr(s->conn), s->user);
-	log_info("session=%llu event=auth result=ok user=%s",
-	    (unsigned long long)s->id, s->user);
-	smtp_reply(s, "235 2.7.0 Authentication successful");
-	smtp_auth_end(s);
-}
+	char *user = auth_session_succeeded(&s->auth, s->id,
+	    conn_peer_addr(s->conn));
 
-static void
-smtp_auth_ok(struct smtp_session *s, char *out)
-{
-	if (throttle_blocked(NULL, sasl_user(s->sasl))) {
-		/* Too many failures on this account lately: even the right
-		 * password waits (RFC 4954 454). */
-		log_info("session=%llu event=auth result=blocked user=%s",
-		    (unsigned long long)s->id, sasl_user(s->sasl));
-		smtp_auth_end(s);
+	smtp_enter_state(s, SMTP_ST_READY);
+	if (user == NULL) {
 		smtp_reply(s, "454 4.7.0 Temporary authentication failure");
 		return;
 	}
-	if (out && out[0]) {
-		/* RFC 4954 4: final server data rides on a 334 the client
-		 * answers with an empty line. */
-		smtp_reply(s, "334 %s", out);
-		s->auth_final = true;
-		smtp_enter_state(s, SMTP_ST_AUTH);
-		return;
-	}
-	smtp_auth_succeeded(s);
+	s->user = user;
+	smtp_reply(s, "235 2.7.0 Authentication successful");
+}
+
+static void
+smtp_auth_failed(struct smtp_session *s, bool malformed)
+{
+	auth_session_failed(&s->auth, s->id, conn_peer_addr(s->conn),
+	    malformed);
+	smtp_enter_state(s, SMTP_ST_READY);
+	if (malformed)
+		smtp_reply_error(s, "501 5.5.2 Cannot decode response");
+	else
+		smtp_reply_error(s, "535 5.7.8 Authentication credentials "
+		    "invalid");
 }
 
 static void
@@ -84,32 +70,18 @@ smtp_auth_step_done(void *ctx, enum sasl_result r, char *out)
 {
 	struct smtp_session *s = ctx;
 
-	s->auth_job = NULL;
+	auth_session_step_done(&s->auth);
 	s->busy = false;
-	switch (r) {
-	case SASL_CONTINUE:
+	if (r == SASL_CONTINUE || (r == SASL_OK && out && out[0])) {
+		/* RFC 4954 4: final server data rides on a 334 the client
+		 * answers with an empty line. */
+		s->auth.final = r == SASL_OK;
 		smtp_reply(s, "334 %s", out ? out : "");
 		smtp_enter_state(s, SMTP_ST_AUTH);
-		break;
-	case SASL_OK:
-		smtp_auth_ok(s, out);
-		break;
-	case SASL_FAIL:
-		throttle_failure(conn_peer_addr(s->conn),
-		    sasl_authid(s->sasl));
-		log_info("session=%llu event=auth result=fail ip=%s authid=%s",
-		    (unsigned long long)s->id, conn_peer_addr(s->conn),
-		    sasl_authid(s->sasl));
-		smtp_auth_end(s);
-		smtp_reply_error(s, "535 5.7.8 Authentication credentials "
-		    "invalid");
-		break;
-	case SASL_MALFORMED:
-		throttle_failure(conn_peer_addr(s->conn), NULL);
-		smtp_auth_end(s);
-		smtp_reply_error(s, "501 5.5.2 Cannot decode response");
-		break;
-	}
+	} else if (r == SASL_OK)
+		smtp_auth_succeeded(s);
+	else
+		smtp_auth_failed(s, r == SASL_MALFORMED);
 	free(out);
 	if (s->state == SMTP_ST_QUIT)
 		return;
@@ -123,7 +95,7 @@ smtp_auth_step(struct smtp_session *s, char *in)
 {
 	s->busy = true;
 	conn_pause(s->conn);
-	s->auth_job = auth_step_start(s->sasl, conn_peer_addr(s->conn), in,
+	auth_session_step(&s->auth, conn_peer_addr(s->conn), in,
 	    smtp_auth_step_done, s);
 }
 
@@ -168,9 +140,8 @@ smtp_cmd_auth(struct smtp_session *s, const char *arg)
 		return;
 	}
 	bool have_cb = conn_tls_exporter(s->conn, cb) == 0;
-	s->sasl = sasl_exchange_new(s->srv->db, mech, have_cb ? cb : NULL,
-	    have_cb ? sizeof(cb) : 0);
-	if (s->sasl == NULL) {
+	if (!auth_session_start(&s->auth, s->srv->db, mech,
+	    have_cb ? cb : NULL)) {
 		smtp_reply_error(s, "504 5.5.4 Unrecognized authentication "
 		    "type");
 		return;
@@ -187,10 +158,9 @@ smtp_auth_input(struct smtp_session *s, const char *line)
 		smtp_reply_error(s, "501 5.0.0 Authentication aborted");
 		return;
 	}
-	if (s->auth_final) {
+	if (s->auth.final) {
 		if (line[0] != '\0') {
-			smtp_auth_end(s);
-			smtp_reply_error(s, "501 5.5.2 Cannot decode response");
+			smtp_auth_failed(s, true);
 			return;
 		}
 		smtp_auth_succeeded(s);

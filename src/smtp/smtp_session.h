@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth/auth_async.h"
 #include "core/buf.h"
 #include "core/strlist.h"
 #include "net/conn.h"
@@ -88,9 +89,7 @@ struct smtp_session {
 	/* submission: AUTH required before MAIL (587, 465) */
 	bool submission;
 	char *user;		/* canonical address once authenticated */
-	struct sasl_exchange *sasl;
-	struct auth_job *auth_job;	/* a SASL step in flight */
-	bool auth_final;	/* server-final data sent, empty line due */
+	struct auth_session auth;	/* AUTH in progress */
 	bool busy;		/* waiting for the thread pool */
 	bool gone;		/* the connection closed while busy */
 };
