@@ -82,7 +82,11 @@ struct sched_attempt {
 	struct sched_report *reports;
 	bool remove;			/* no recipient left */
 	int update_error;
-	/* an ODMR attempt (sched_attempt_start_ext) */
+	/* other due messages for the same destination ride on this
+	 * attempt's session (RFC 5321 4.5.4.1: one connection, several
+	 * messages) */
+	struct sched_reuse *reuse;
+	/* an ODMR or rider attempt (sched_attempt_start_ext) */
 	bool is_ext;
 	struct sched_attempt_ext ext;
 	struct strlist ext_domains;
@@ -94,6 +98,20 @@ static void sched_try_host(struct sched_attempt *a);
 static void sched_policy_done(struct tls_policy *p, void *arg);
 static void sched_finish(struct sched_attempt *a);
 static void sched_ext_send(struct sched_attempt *a);
+
+/* A session shared by an attempt and the riders it took on. Freed when
+ * the session ended for its owner and no rider is left. */
+struct sched_reuse {
+	struct smtp_client *client;	/* NULL once the session ended */
+	unsigned riders;		/* rider attempts not finished */
+	bool ended;			/* smtp_client_end was called */
+	bool owner_gone;
+};
+
+static void sched_reuse_release(struct sched_attempt *a);
+
+/* Messages one session carries at most besides its own. */
+#define SCHED_REUSE_MAX	50
 
 /* ---- bookkeeping ---- */
 
@@ -445,6 +463,7 @@ sched_client_done(struct smtp_client *c, const struct smtp_client_outcome *o,
 
 	(void)c;
 	a->client = NULL;
+	sched_reuse_release(a);
 	if (o->text && o->text[0] && (!o->ok || a->last_error == NULL)) {
 		x_free(&a->last_error);
 		a->last_error = x_strdup(o->text);
@@ -526,6 +545,101 @@ sched_ext_send(struct sched_attempt *a)
 	}
 }
 
+/* ---- connection reuse ---- */
+
+static void
+sched_reuse_maybe_end(struct sched_reuse *r)
+{
+	if (r->riders > 0)
+		return;
+	if (r->client && !r->ended) {
+		r->ended = true;
+		smtp_client_end(r->client);
+	}
+	if (r->owner_gone)
+		free(r);
+}
+
+static int
+sched_rider_send(void *arg, const struct smtp_client_message *msg,
+    smtp_client_result_fn fn, void *fn_arg)
+{
+	struct sched_reuse *r = arg;
+
+	if (r->client == NULL || r->ended)
+		return -1;
+	return smtp_client_send(r->client, msg, fn, fn_arg);
+}
+
+static void
+sched_rider_finished(void *arg)
+{
+	struct sched_reuse *r = arg;
+
+	r->riders--;
+	sched_reuse_maybe_end(r);
+}
+
+/* The owner's session ended (or the owner is abandoned). */
+static void
+sched_reuse_release(struct sched_attempt *a)
+{
+	struct sched_reuse *r = a->reuse;
+
+	if (r == NULL)
+		return;
+	a->reuse = NULL;
+	r->client = NULL;
+	r->owner_gone = true;
+	sched_reuse_maybe_end(r);
+}
+
+/* Offers the session of a, which reaches the domain of its current
+ * group, to other messages due for that domain. */
+static void
+sched_reuse_offer(struct sched_attempt *a)
+{
+	struct sched *sc = a->sc;
+	struct sched_reuse *r = x_calloc(1, sizeof(*r));
+	struct strlist domains = STRLIST_INIT;
+	time_t now = time(NULL);
+	unsigned n = 0;
+
+	r->client = a->client;
+	a->reuse = r;
+	if (sc->cfg->relayhost[0] == '\0')
+		strlist_add(&domains, a->groups.v[a->group]);
+	for (struct sched_msg *m = sc->msgs; m && n < SCHED_REUSE_MAX;
+	    m = m->next) {
+		if (sc->in_flight >= sc->cfg->max_deliveries)
+			break;
+		if (m->busy || m->gone || m->due > now || m == a->m)
+			continue;
+		if (domains.n && strcmp(m->domain, domains.v[0]) != 0)
+			continue;
+		struct strlist one = STRLIST_INIT;
+		strlist_add(&one, m->domain);
+		struct sched_attempt_ext x = {
+			.domains = domains.n ? &domains : &one,
+			.send = sched_rider_send,
+			.finished = sched_rider_finished,
+			.arg = r,
+			.counts = true,
+		};
+		m->busy = true;
+		sc->in_flight++;
+		r->riders++;
+		n++;
+		sched_attempt_start_ext(sc, m, &x);
+		strlist_free(&one);
+	}
+	strlist_free(&domains);
+	if (n)
+		log_info("event=connection-reuse id=%s host=%s messages=%u",
+		    a->env.id, a->route->hosts[a->host].name, n);
+	sched_reuse_maybe_end(r);
+}
+
 static void
 sched_try_host(struct sched_attempt *a)
 {
@@ -600,10 +714,13 @@ sched_policy_done(struct tls_policy *p, void *arg)
 	sched_build_rcpts(a);
 	struct smtp_client_message msg;
 	sched_client_message(a, &msg);
-	if (smtp_client_send(a->client, &msg, sched_client_result, a) < 0)
+	if (smtp_client_send(a->client, &msg, sched_client_result, a) < 0) {
 		log_warnx("event=delivery id=%s error=\"cannot hand the "
 		    "message to the SMTP client\"", a->env.id);
-	smtp_client_end(a->client);
+		smtp_client_end(a->client);
+		return;
+	}
+	sched_reuse_offer(a);	/* ends the session when no rider came */
 }
 
 /* ---- the end of the attempt ---- */
@@ -682,7 +799,8 @@ sched_decide(struct sched_attempt *a)
 	const struct config *cfg = a->sc->cfg;
 	time_t now = time(NULL);
 	bool expired = now - a->env.created >= (time_t)cfg->max_lifetime;
-	bool warn = !a->is_ext && !expired && !a->env.delay_notified &&
+	bool counts = !a->is_ext || a->ext.counts;
+	bool warn = counts && !expired && !a->env.delay_notified &&
 	    cfg->delay_warning > 0 &&
 	    now - a->env.created >= (time_t)cfg->delay_warning;
 	struct sched_report *by_kind[3] = { NULL, NULL, NULL };
@@ -734,7 +852,7 @@ sched_decide(struct sched_attempt *a)
 		a->env.delay_notified = true;
 	queue_envelope_filter(&a->env, keep);
 	free(keep);
-	if (!a->is_ext) {
+	if (counts) {
 		a->env.attempts++;
 		a->env.next_attempt = now + (time_t)sched_backoff(cfg,
 		    a->env.attempts);
@@ -881,6 +999,13 @@ sched_attempt_abandon_all(struct sched *sc)
 		if (a->client) {
 			smtp_client_free(a->client);
 			a->client = NULL;
+		}
+		sched_reuse_release(a);
+		/* a rider's reuse is let go here: its finished callback does
+		 * not run after an abandon */
+		if (a->is_ext && a->ext.finished == sched_rider_finished) {
+			a->ext.finished = NULL;
+			sched_rider_finished(a->ext.arg);
 		}
 		/* a pool job in flight frees the attempt when it ends */
 		if (!a->pool_pending)

@@ -70,6 +70,9 @@ struct sched_attempt_ext {
 	 * abandoned at shutdown). */
 	void (*finished)(void *arg);
 	void *arg;
+	/* Counted as a delivery attempt (connection reuse): back-off and
+	 * delay warnings as for a routed attempt. */
+	bool counts;
 };
 /* Starts one for m (m->busy set and sc->in_flight counted by the
  * caller). */

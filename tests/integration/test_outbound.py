@@ -419,3 +419,29 @@ def test_several_recipients_domains_and_outcomes_in_one_message(net):
     listing = srv.cli("queue", "list").stdout
     assert "<c@down.test>" in listing and "<a@sink.test>" not in listing
     assert "<b@nullmx.test>" not in listing
+
+
+def test_one_connection_carries_several_messages(net):
+    """Messages due for the same destination ride on the session of the
+    attempt that reached it (max_per_destination 1: one session)."""
+    srv = net.sender(aliases={"fwd@example.test": "many@sink.test"},
+                     delivery={"retry_min": "1h", "retry_max": "1h",
+                               "max_per_destination": "1"})
+    for i in range(5):
+        forward(srv, "many@sink.test", subject="batch %d" % i)
+    assert wait_until(lambda: srv.log_text().count("left=1") >= 5,
+                      TIMEOUT * 3), srv.log_text()
+    sink = net.sink()
+    srv.cli("queue", "flush")
+    assert wait_until(lambda: len(sink.messages()) == 5, TIMEOUT * 3), \
+        srv.log_text()
+    assert queue_empty(srv)
+    log = srv.log_text()
+    reused = sum(int(x) for x in
+                 __import__("re").findall(r"event=connection-reuse .*"
+                                          r"messages=(\d+)", log))
+    assert reused >= 3, log
+    # after the flush: fewer sessions (one policy decision each) than
+    # messages
+    after = log[log.index("event=queue-flush"):]
+    assert after.count("event=tls-policy") <= 2, after
