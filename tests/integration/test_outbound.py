@@ -48,28 +48,34 @@ ZONE = [
     # the sink again, for the retry tests
     "sink.test. MX 10 mx.sink.test.",
     "mx.sink.test. A 127.0.0.2",
+    # an IPv6-only MX
+    "six.test. MX 10 mx.six.test.",
+    "mx.six.test. AAAA ::1",
 ]
 
 
 class Sink:
-    """smtp-sink on 127.0.0.2:port writing each message to a file."""
+    """smtp-sink on 127.0.0.2:port (or addr) writing each message to a
+    file."""
 
-    def __init__(self, root, port, *opts):
+    def __init__(self, root, port, *opts, addr="127.0.0.2"):
         self.dir = root / ("sink-%d" % time.monotonic_ns())
         self.dir.mkdir()
+        where = "[%s]:%d" % (addr, port) if ":" in addr else \
+            "%s:%d" % (addr, port)
         self.proc = subprocess.Popen(
             [SINK, "-u", "root", "-R", str(self.dir), "-d", "msg.%H%M%S."]
-            + list(opts) + ["127.0.0.2:%d" % port, "50"],
+            + list(opts) + [where, "50"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        assert wait_until(self._up(port), TIMEOUT)
+        assert wait_until(self._up(addr, port), TIMEOUT)
 
     @staticmethod
-    def _up(port):
+    def _up(addr, port):
         import socket
 
         def check():
             try:
-                with socket.create_connection(("127.0.0.2", port), 0.2):
+                with socket.create_connection((addr, port), 0.2):
                     return True
             except OSError:
                 return False
@@ -113,8 +119,8 @@ def net(server, tmp_path):
         extra["delivery"] = d
         return server(extra=extra, aliases=aliases or {}, **kw)
 
-    def sink(*opts):
-        s = Sink(tmp_path, peer.port, *opts)
+    def sink(*opts, addr="127.0.0.2"):
+        s = Sink(tmp_path, peer.port, *opts, addr=addr)
         sinks.append(s)
         return s
 
@@ -445,3 +451,27 @@ def test_one_connection_carries_several_messages(net):
     # messages
     after = log[log.index("event=queue-flush"):]
     assert after.count("event=tls-policy") <= 2, after
+
+
+def test_ipv6_mx(net):
+    sink = net.sink(addr="::1")
+    srv = net.sender(aliases={"fwd@example.test": "v@six.test"})
+    forward(srv, "v@six.test", subject="over six")
+    assert wait_until(sink.messages, TIMEOUT * 2), srv.log_text()
+    assert b"Subject: over six" in sink.messages()[0]
+    assert "ip=::1" in srv.log_text()
+
+
+def test_smtputf8_to_a_peer_without_it_bounces(net):
+    """RFC 6531: mail that needs SMTPUTF8 is not sent to a peer without
+    it: the sender gets a 5.6.7 report."""
+    net.sink("-e")      # no ESMTP at all
+    srv = net.sender(aliases={"fwd@example.test": "w@sink.test"})
+    msg = ("From: <%s>\r\nSubject: caf\u00e9\r\n\r\nx\r\n" % ALICE)
+    with srv.smtp() as c:
+        c.ehlo()
+        assert c.sendmail(ALICE, ["fwd@example.test"], msg.encode(),
+                          ["SMTPUTF8", "BODY=8BITMIME"]) == {}
+    assert wait_until(lambda: reports(srv), TIMEOUT * 2), srv.log_text()
+    f = report_fields(reports(srv)[0])
+    assert f["action"] == "failed" and f["status"] == "5.6.7", f
