@@ -17,9 +17,11 @@
  *   - a seccomp filter (x86_64, aarch64): the system calls correo makes;
  *     a few that only an intruder would make (execve, ptrace, mount...)
  *     kill the process; any other fails with EPERM.
- * Landlock on kernels before ABI 8 binds only the calling thread and its
- * future children, so call it before the worker pool and the resolver
- * thread start. The seccomp filter is synchronised to every thread.
+ * Landlock binds only the calling thread and the threads it starts later
+ * (kernels without a thread-sync flag cannot restrict running threads),
+ * so call it before the worker pool and the resolver thread start. The
+ * seccomp filter is synchronised to every thread (and so is
+ * no_new_privs, which that requires).
  * Sets SQLITE_TMPDIR to data_dir when unset, so that SQLite's temporary
  * files stay where writing is allowed.
  * cfg->sandbox "no", or a build with AddressSanitizer (whose reports

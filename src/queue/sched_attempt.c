@@ -20,6 +20,7 @@
 #include "queue/deliver.h"
 #include "queue/dns.h"
 #include "queue/dsn.h"
+#include "queue/report.h"
 #include "queue/sched_int.h"
 #include "queue/smtp_client.h"
 #include "queue/spool.h"
@@ -49,9 +50,7 @@ struct sched_result {
 struct sched_report {
 	struct dsn_rcpt *rcpts;
 	size_t n;
-	struct strlist maildirs;	/* the sender's mailboxes here */
-	bool remote;			/* the sender is elsewhere: queue */
-	bool queued;			/* done: it went into the queue */
+	struct report_dest dest;
 	struct sched_report *next;
 };
 
@@ -136,7 +135,7 @@ sched_reports_free(struct sched_report *r)
 		for (size_t i = 0; i < r->n; i++)
 			dsn_rcpt_free(&r->rcpts[i]);
 		free(r->rcpts);
-		strlist_free(&r->maildirs);
+		report_dest_free(&r->dest);
 		free(r);
 		r = next;
 	}
@@ -766,32 +765,6 @@ sched_report_add(struct sched_report **by_kind, int k,
 	r->rcpts[r->n++] = sched_dsn_copy(d);
 }
 
-/* Where the sender's reports go. False: nowhere (unknown local user). */
-static bool
-sched_report_route(struct sched_attempt *a, struct sched_report *r)
-{
-	struct strlist local = STRLIST_INIT, remote = STRLIST_INIT;
-	enum userdb_resolve_result rr = userdb_resolve(a->sc->db, a->env.from,
-	    &local, &remote);
-	bool ok = true;
-
-	if (rr == RESOLVE_NOT_LOCAL)
-		r->remote = true;
-	else if (rr == RESOLVE_OK) {
-		for (size_t i = 0; i < local.n; i++) {
-			char *p = userdb_maildir_path(a->sc->cfg->data_dir,
-			    local.v[i]);
-			strlist_add(&r->maildirs, p);
-			free(p);
-		}
-		r->remote = remote.n > 0;
-	} else
-		ok = false;
-	strlist_free(&local);
-	strlist_free(&remote);
-	return ok;
-}
-
 /* Decides every recipient's fate; fills a->reports and the envelope. */
 static void
 sched_decide(struct sched_attempt *a)
@@ -862,7 +835,8 @@ sched_decide(struct sched_attempt *a)
 		struct sched_report *r = by_kind[k];
 		if (r == NULL)
 			continue;
-		if (!sched_report_route(a, r)) {
+		if (!report_route(a->sc->db, a->sc->cfg->data_dir,
+		    a->env.from, &r->dest)) {
 			log_warnx("event=dsn id=%s error=\"sender <%s> is not "
 			    "a user here\"", a->env.id, a->env.from);
 			sched_reports_free(r);
@@ -877,14 +851,6 @@ sched_decide(struct sched_attempt *a)
 static void
 sched_report_write(struct sched_attempt *a, struct sched_report *r)
 {
-	struct spool_file sf;
-	struct dsn_compose_info info;
-	const char *err = NULL;
-
-	if (spool_create(a->data_dir, &sf) < 0) {
-		log_warn("event=dsn id=%s spool", a->env.id);
-		return;
-	}
 	struct dsn_report rep = {
 		.reporting_mta = a->hostname,
 		.sender = a->env.from,
@@ -896,46 +862,7 @@ sched_report_write(struct sched_attempt *a, struct sched_report *r)
 		.rcpts = r->rcpts,
 		.nrcpts = r->n,
 	};
-	if (dsn_compose_path(&rep, a->msg_path, sf.fd, &info, &err) < 0) {
-		log_warnx("event=dsn id=%s error=\"%s\"", a->env.id,
-		    err ? err : "?");
-		spool_discard(&sf);
-		return;
-	}
-	sf.size = info.size;
-	struct queue_envelope *env = NULL;
-	if (r->remote) {
-		env = x_calloc(1, sizeof(*env));
-		str_copy(env->id, sf.id, sizeof(env->id));
-		env->created = time(NULL);
-		env->size = info.size;
-		env->from = x_strdup("");
-		strlist_add(&env->rcpts, a->env.from);
-		env->smtputf8 = info.global;
-		env->eightbit = info.eightbit;
-	}
-	struct local_delivery ld = {
-		.spool = &sf,
-		.data_dir = a->data_dir,
-		.remote = env,
-	};
-	ld.maildirs = r->maildirs;
-	local_delivery_run(&ld);
-	r->maildirs = ld.maildirs;
-	r->queued = env && ld.first_error == 0 && ld.commit_error == 0;
-	if (ld.commit_error || ld.first_error)
-		log_warnx("event=dsn id=%s report=%s error=\"%s\"", a->env.id,
-		    sf.id, strerror(ld.commit_error ? ld.commit_error :
-		    ld.first_error));
-	else
-		log_info("event=dsn id=%s report=%s to=<%s> action=%s",
-		    a->env.id, sf.id, a->env.from,
-		    dsn_action_name(r->rcpts[0].action));
-	if (env) {
-		queue_envelope_free(env);
-		free(env);
-	}
-	spool_discard(&sf);
+	report_store(a->data_dir, a->env.id, &rep, a->msg_path, &r->dest);
 }
 
 static void
@@ -958,9 +885,9 @@ sched_finish_done(void *arg)
 
 	a->pool_pending = false;
 	for (struct sched_report *r = a->reports; r; r = r->next) {
-		for (size_t i = 0; i < r->maildirs.n; i++)
-			notify_changed(r->maildirs.v[i]);
-		queued = queued || r->queued;
+		for (size_t i = 0; i < r->dest.maildirs.n; i++)
+			notify_changed(r->dest.maildirs.v[i]);
+		queued = queued || r->dest.queued;
 	}
 	if (a->abandoned) {
 		sched_attempt_free(a);

@@ -57,6 +57,10 @@ struct smtp_txn {
 	 * queue envelope; remote_orcpt holds stored forms, "" for none. */
 	unsigned *remote_notify;
 	struct strlist remote_orcpt;
+	/* Local recipients (as sent) that asked NOTIFY=SUCCESS, with their
+	 * ORCPT stored forms ("" for none). */
+	struct strlist success;
+	struct strlist success_orcpt;
 	struct spool_file spool;
 	bool spool_open;
 	struct smtp_data_decoder dec;

@@ -33,6 +33,8 @@ smtp_txn_reset(struct smtp_session *s)
 	strlist_free(&t->remote);
 	strlist_free(&t->remote_orcpt);
 	x_free(&t->remote_notify);
+	strlist_free(&t->success);
+	strlist_free(&t->success_orcpt);
 	buf_free(&t->headers);
 	local_delivery_free(&t->delivery);
 	free(t);
@@ -239,6 +241,11 @@ smtp_rcpt_accept(struct smtp_session *s, const struct smtp_rcpt_args *ra,
 		}
 		for (size_t i = 0; i < local.n; i++)
 			strlist_add_unique(&s->txn->mailboxes, local.v[i]);
+		if (local.n > 0 && (ra->notify & SMTP_NOTIFY_SUCCESS)) {
+			strlist_add(&s->txn->success, to->text);
+			strlist_add(&s->txn->success_orcpt,
+			    orcpt ? orcpt : "");
+		}
 		ok = true;
 		break;
 	}
@@ -391,8 +398,11 @@ smtp_delivery_done(void *arg)
 	for (size_t i = 0; i < ld->maildirs.n; i++)
 		notify_changed(ld->maildirs.v[i]);
 	int err = ld->commit_error ? ld->commit_error : ld->first_error;
-	if (ld->remote && err == 0)
+	if ((ld->remote && err == 0) || (ld->notice && ld->notice->dest.queued))
 		scheduler_kick();	/* queued: send it now */
+	if (ld->notice)
+		for (size_t i = 0; i < ld->notice->dest.maildirs.n; i++)
+			notify_changed(ld->notice->dest.maildirs.v[i]);
 	if (s->gone) {
 		/* The client left before the reply: nothing was acknowledged,
 		 * whatever reached the mailboxes stays there. */
@@ -440,6 +450,49 @@ smtp_envelope(struct smtp_session *s)
 	env->eightbit = t->mail.body == SMTP_BODY_8BITMIME;
 	env->user = s->user ? x_strdup(s->user) : NULL;
 	return env;
+}
+
+/* The success notice (RFC 3461 NOTIFY=SUCCESS) for the local recipients
+ * that asked for one, or NULL. */
+static struct local_notice *
+smtp_success_notice(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+
+	if (t->success.n == 0 || t->mail.from.text[0] == '\0')
+		return NULL;
+	struct local_notice *n = x_calloc(1, sizeof(*n));
+	if (!report_route(s->srv->db, s->cfg->data_dir, t->mail.from.text,
+	    &n->dest)) {
+		local_notice_free(n);
+		return NULL;
+	}
+	time_t now = time(NULL);
+	n->rcpts = x_calloc(t->success.n, sizeof(*n->rcpts));
+	for (size_t i = 0; i < t->success.n; i++) {
+		struct dsn_rcpt *r = &n->rcpts[n->n++];
+		r->addr = x_strdup(t->success.v[i]);
+		r->notify = DSN_NOTIFY_SUCCESS;
+		r->orcpt = t->success_orcpt.v[i][0] ?
+		    x_strdup(t->success_orcpt.v[i]) : NULL;
+		r->action = DSN_ACTION_DELIVERED;
+		str_copy(r->status, "2.0.0", sizeof(r->status));
+		r->last_attempt = now;
+	}
+	n->rep = (struct dsn_report){
+		.reporting_mta = x_strdup(s->cfg->hostname),
+		.sender = x_strdup(t->mail.from.text),
+		.envid = t->mail.envid[0] ? x_strdup(t->mail.envid) : NULL,
+		.ret = t->mail.ret == SMTP_RET_FULL ? DSN_RET_FULL :
+		    t->mail.ret == SMTP_RET_HDRS ? DSN_RET_HDRS :
+		    DSN_RET_UNSET,
+		.arrival = now,
+		.queue_id = x_strdup(t->spool.id),
+		.smtputf8 = t->mail.smtputf8,
+		.rcpts = n->rcpts,
+		.nrcpts = n->n,
+	};
+	return n;
 }
 
 /* Worker thread. The loop leaves s->txn alone while s->busy. */
@@ -595,6 +648,7 @@ smtp_finish_message(struct smtp_session *s)
 		t->delivery.data_dir = s->cfg->data_dir;
 		if (t->remote.n > 0)
 			t->delivery.remote = smtp_envelope(s);
+		t->delivery.notice = smtp_success_notice(s);
 		s->busy = true;
 		conn_pause(s->conn);
 		smtp_enter_state(s, SMTP_ST_READY);

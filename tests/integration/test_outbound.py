@@ -475,3 +475,22 @@ def test_smtputf8_to_a_peer_without_it_bounces(net):
     assert wait_until(lambda: reports(srv), TIMEOUT * 2), srv.log_text()
     f = report_fields(reports(srv)[0])
     assert f["action"] == "failed" and f["status"] == "5.6.7", f
+
+
+def test_local_delivery_success_notice(server):
+    """RFC 3461: NOTIFY=SUCCESS for a local recipient gets a "delivered"
+    report once the message is in the mailbox; without it, none."""
+    srv = server()
+    submit(srv, "bob@example.test", subject="notify me",
+           mail_opts=["RET=HDRS", "ENVID=env42"],
+           rcpt_opts=["NOTIFY=SUCCESS", "ORCPT=rfc822;bob@example.test"])
+    assert wait_until(lambda: reports(srv), TIMEOUT), srv.log_text()
+    m = reports(srv)[0]
+    f = report_fields(m)
+    assert f["action"] == "delivered" and f["status"] == "2.0.0", f
+    assert "bob@example.test" in f["final-recipient"]
+    assert "bob@example.test" in f.get("original-recipient", "")
+    assert b"env42" in m.as_bytes()
+    submit(srv, "bob@example.test", subject="quiet")
+    time.sleep(0.5)
+    assert len(reports(srv)) == 1
