@@ -371,7 +371,15 @@ pop3_process(struct pop3_session *s)
 			pop3_reply_error(s, "-ERR Line too long");
 			break;
 		case CONN_LINE_OK:
-			if (sasl)
+			if (s->line.len && memchr(s->line.data, '\0',
+			    s->line.len)) {
+				/* never read a command only up to a NUL */
+				if (sasl)
+					pop3_auth_failed(s, true);
+				else
+					pop3_reply_error(s, "-ERR NUL in "
+					    "command");
+			} else if (sasl)
 				pop3_sasl_input(s, buf_cstr(&s->line));
 			else
 				pop3_dispatch(s, buf_cstr(&s->line));
