@@ -90,6 +90,7 @@ static const struct config_key config_keys[] = {
 	K_UINT("limits", "command_timeout", command_timeout, 1, 86400),
 	K_UINT("limits", "data_timeout", data_timeout, 1, 86400),
 	K_UINT("limits", "max_errors", max_errors, 1, 1000000),
+	K_UINT("limits", "max_junk_commands", max_junk_commands, 1, 1000000),
 	K_STR("delivery", "resolver", resolver),
 	K_UINT("delivery", "remote_port", remote_port, 1, 65535),
 	K_STR("delivery", "relayhost", relayhost),
@@ -166,6 +167,7 @@ config_init_common(struct config *cfg)
 	cfg->command_timeout = 300;
 	cfg->data_timeout = 180;
 	cfg->max_errors = 20;
+	cfg->max_junk_commands = 100;
 	cfg->resolver = x_strdup("");
 	cfg->remote_port = 25;
 	cfg->relayhost = x_strdup("");

@@ -50,6 +50,7 @@ struct config {
 	unsigned command_timeout;	/* seconds, default 300 (RFC 5321 4.5.3.2) */
 	unsigned data_timeout;		/* seconds between data blocks, default 180 */
 	unsigned max_errors;		/* bad commands per session before 421, default 20 */
+	unsigned max_junk_commands;	/* NOOP/RSET/VRFY/... before each counts as an error, default 100 */
 
 	/* [delivery] */
 	char *resolver;

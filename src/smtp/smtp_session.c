@@ -239,6 +239,18 @@ smtp_find_command(const char *line, const char **arg)
 	return NULL;
 }
 
+/* Commands that move no mail: past [limits] max_junk_commands in a
+ * session without a delivery, each also counts as an error (like
+ * Postfix's smtpd_junk_command_limit), so a client cannot hold a session
+ * forever with them. */
+static bool
+smtp_is_junk(const struct smtp_command *cmd)
+{
+	return cmd->fn == smtp_cmd_noop || cmd->fn == smtp_cmd_rset ||
+	    cmd->fn == smtp_cmd_vrfy || cmd->fn == smtp_cmd_expn ||
+	    cmd->fn == smtp_cmd_help || cmd->fn == smtp_cmd_etrn;
+}
+
 static void
 smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 {
@@ -263,6 +275,15 @@ smtp_dispatch(struct smtp_session *s, const char *line, size_t len)
 			why = s->state == SMTP_ST_MAIL ? NEED_RCPT : NEED_MAIL;
 		smtp_reply_error(s, "%s", why ? why :
 		    "503 5.5.1 Error: bad sequence of commands");
+		return;
+	}
+	if (smtp_is_junk(cmd) && ++s->junk > s->cfg->max_junk_commands &&
+	    ++s->errors >= s->cfg->max_errors) {
+		log_info("session=%llu event=too-many-commands junk=%u",
+		    (unsigned long long)s->id, s->junk);
+		smtp_reply(s, "421 4.7.0 %s Error: too many commands",
+		    s->cfg->hostname);
+		smtp_close(s);
 		return;
 	}
 	cmd->fn(s, arg);

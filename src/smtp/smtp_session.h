@@ -80,6 +80,7 @@ struct smtp_session {
 	char helo[SMTP_DOMAIN_MAX + 1];
 	bool esmtp;
 	unsigned errors;
+	unsigned junk;		/* NOOP, RSET, VRFY... since the last mail */
 	unsigned transactions;
 	struct buf line;
 	struct smtp_txn *txn;

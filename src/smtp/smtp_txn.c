@@ -417,6 +417,7 @@ smtp_delivery_done(void *arg)
 		    "again later");
 	} else {
 		s->transactions++;
+		s->junk = 0;
 		log_info("session=%llu qid=%s event=delivered from=<%s> "
 		    "nrcpt=%zu mailboxes=%zu queued=%zu size=%llu",
 		    (unsigned long long)s->id, t->spool.id, t->mail.from.text,

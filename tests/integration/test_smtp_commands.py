@@ -1075,3 +1075,22 @@ def test_pipelining_bdat_batch(server):
         no_more_replies(c)
     _, _, rest = split_stored(only_file(srv, ALICE))
     assert rest == msg
+
+
+def test_junk_commands_are_limited(server):
+    """Past [limits] max_junk_commands, NOOP/RSET/VRFY/... count as
+    errors (then 421); a delivered message starts the count again."""
+    srv = server(limits={"max_junk_commands": 4, "max_errors": 3})
+    with session(srv) as c:
+        for _ in range(4):
+            say(c, "NOOP", 250)
+        say(c, "MAIL FROM:<%s>" % SENDER, 250, "2.1.0")
+        say(c, "RCPT TO:<%s>" % ALICE, 250, "2.1.5")
+        send_data(c, message("resets"))
+        for _ in range(6):          # 4 free again, then 2 counted
+            say(c, "RSET", 250)
+        c.send("VRFY x\r\n")        # the third error: 421
+        code, text = c.reply()
+        assert code == 421 and "too many commands" in text, text
+    assert "event=too-many-commands" in srv.log_text()
+    assert len(srv.maildir_files(ALICE)) == 1
