@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/util.h"
 #include "core/xmalloc.h"
 #include "imap/imap_session.h"
 
@@ -325,6 +326,22 @@ imap_view_load(struct imap_session *s, struct store_mailbox *mb)
 	return -1;
 }
 
+/* FETCH, SEARCH and STORE need not reload a big mailbox each time: when
+ * a full reload ran a moment ago and no change was announced in this
+ * process since (SMTP, other sessions, this one's COPY or APPEND all
+ * announce theirs), the view is current. Changes by other programs show
+ * at a later command (RFC 9051 7: any command may carry them). */
+static bool
+imap_view_sync_skip(const struct imap_session *s)
+{
+	if (!s->have_cmd || (s->cmd.cmd != IMAP_CMD_FETCH &&
+	    s->cmd.cmd != IMAP_CMD_SEARCH && s->cmd.cmd != IMAP_CMD_STORE))
+		return false;
+	return s->synced_ms != 0 &&
+	    s->job_notify_seq == s->synced_notify_seq &&
+	    now_ms() - s->synced_ms < IMAP_SYNC_INTERVAL_MS;
+}
+
 int
 imap_view_sync(struct imap_session *s, bool allow_expunge)
 {
@@ -333,8 +350,12 @@ imap_view_sync(struct imap_session *s, bool allow_expunge)
 
 	if (!s->selected || v->name == NULL)
 		return 0;
+	if (imap_view_sync_skip(s))
+		return 0;
 	if (imap_view_load(s, &mb) < 0)
 		return -1;
+	s->synced_ms = now_ms();
+	s->synced_notify_seq = s->job_notify_seq;
 	bool new_validity = mb.uidvalidity != 0 &&
 	    mb.uidvalidity != v->uidvalidity;
 	size_t *match = imap_view_match(v, &mb, new_validity);
