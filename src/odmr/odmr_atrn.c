@@ -3,6 +3,7 @@
  * and the connection turns around: the queue sends the mail over it
  * (queue/sched_odmr.h) and this session is over.
  * Untrusted input: the ATRN argument (a list of domain names). */
+#include "odmr/odmr_atrn.h"
 #include "odmr/odmr_session.h"
 
 #include <string.h>
@@ -13,10 +14,6 @@
 #include "core/xmalloc.h"
 #include "queue/sched_odmr.h"
 
-/* More names than any client has: the rest is refused as a syntax
- * error. */
-#define ODMR_ATRN_MAX_DOMAINS	64
-
 static bool
 odmr_domain_char(unsigned char c)
 {
@@ -24,21 +21,23 @@ odmr_domain_char(unsigned char c)
 	    (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
 }
 
-/* " d1,d2, d3" into out (lowercase, no repeats); "" is no domain. */
-static int
+/* The limit counts the names given, repeats too: "a,a,a..." is no
+ * shorter a list than "a,b,c...". */
+int
 odmr_atrn_parse(const char *arg, struct strlist *out)
 {
 	if (*arg == '\0')
 		return 0;
 	if (*arg++ != ' ')
 		return -1;
-	for (;;) {
+	for (size_t given = 0;; given++) {
 		while (*arg == ' ')
 			arg++;
 		size_t n = 0;
 		while (odmr_domain_char((unsigned char)arg[n]))
 			n++;
-		if (n == 0 || n > 255 || out->n >= ODMR_ATRN_MAX_DOMAINS)
+		if (n == 0 || n > ODMR_ATRN_DOMAIN_MAX ||
+		    given >= ODMR_ATRN_MAX_DOMAINS)
 			return -1;
 		char *d = str_lower(x_strndup(arg, n));
 		strlist_add_unique(out, d);

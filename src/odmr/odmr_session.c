@@ -27,9 +27,12 @@ static void odmr_cmd_starttls(struct odmr_session *s, const char *arg);
 static void odmr_cmd_rset(struct odmr_session *s, const char *arg);
 static void odmr_cmd_noop(struct odmr_session *s, const char *arg);
 static void odmr_cmd_quit(struct odmr_session *s, const char *arg);
+static void odmr_cmd_not_implemented(struct odmr_session *s,
+    const char *arg);
 
-/* RFC 2645 5.1, 5.2: EHLO, AUTH, QUIT, then ATRN; every other SMTP
- * command is not implemented here (502). */
+/* RFC 2645 5.1, 5.2: EHLO, AUTH, QUIT, then ATRN. The other commands of
+ * SMTP are known and not implemented here (502); anything else is no
+ * command at all (500, RFC 5321 4.2.4). */
 static const struct odmr_command odmr_commands[] = {
 	{ "EHLO", odmr_cmd_ehlo, false },
 	{ "STARTTLS", odmr_cmd_starttls, false },
@@ -38,6 +41,16 @@ static const struct odmr_command odmr_commands[] = {
 	{ "RSET", odmr_cmd_rset, false },
 	{ "NOOP", odmr_cmd_noop, false },
 	{ "QUIT", odmr_cmd_quit, false },
+	{ "HELO", odmr_cmd_not_implemented, false },
+	{ "MAIL", odmr_cmd_not_implemented, false },
+	{ "RCPT", odmr_cmd_not_implemented, false },
+	{ "DATA", odmr_cmd_not_implemented, false },
+	{ "BDAT", odmr_cmd_not_implemented, false },
+	{ "VRFY", odmr_cmd_not_implemented, false },
+	{ "EXPN", odmr_cmd_not_implemented, false },
+	{ "HELP", odmr_cmd_not_implemented, false },
+	{ "ETRN", odmr_cmd_not_implemented, false },
+	{ "TURN", odmr_cmd_not_implemented, false },
 };
 
 static const char *const odmr_state_names[] = {
@@ -119,7 +132,7 @@ odmr_dispatch(struct odmr_session *s, const char *line, size_t len)
 		return;
 	}
 	if (cmd == NULL) {
-		odmr_reply_error(s, "502 5.5.1 Error: command not implemented");
+		odmr_reply_error(s, "500 5.5.2 Error: command not recognized");
 		return;
 	}
 	if (cmd->needs_ehlo && s->state == ODMR_ST_INIT) {
@@ -160,8 +173,9 @@ odmr_process(struct odmr_session *s)
 
 /* ---- the small commands ---- */
 
-/* A host name or address literal as EHLO takes it: printable, no
- * spaces. */
+/* A host name or address literal as EHLO takes it: printable ASCII, no
+ * spaces. No SMTPUTF8 here (RFC 6531), and the name goes back in the
+ * 250 reply: 8-bit octets are refused. */
 static bool
 odmr_valid_helo(const char *h)
 {
@@ -169,7 +183,7 @@ odmr_valid_helo(const char *h)
 	if (n == 0 || n > 255)
 		return false;
 	for (; *h; h++)
-		if ((unsigned char)*h <= ' ' || (unsigned char)*h == 0x7f)
+		if ((unsigned char)*h <= ' ' || (unsigned char)*h >= 0x7f)
 			return false;
 	return true;
 }
@@ -246,6 +260,13 @@ odmr_cmd_quit(struct odmr_session *s, const char *arg)
 		return;
 	odmr_reply(s, "221 2.0.0 Bye");
 	odmr_close(s);
+}
+
+static void
+odmr_cmd_not_implemented(struct odmr_session *s, const char *arg)
+{
+	(void)arg;
+	odmr_reply_error(s, "502 5.5.1 Error: command not implemented");
 }
 
 /* ---- connection callbacks ---- */
