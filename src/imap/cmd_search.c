@@ -51,6 +51,8 @@ struct search_ctx {
 	size_t nsets;
 	bool uses_modseq;
 	bool too_deep;
+	struct store_hdrs *hdrs;	/* header caches, read along */
+	bool hdrs_failed;
 
 	/* the message being tested */
 	const struct imap_msg *m;
@@ -367,6 +369,36 @@ search_open(struct search_ctx *x)
 	return true;
 }
 
+/* A header key from the index's header cache: 1, 0, or -1 when the
+ * cache cannot answer (not kept for this field or message). Messages are
+ * tested in ascending UID order, the order the cache is read in. */
+static int
+search_cached_header(struct search_ctx *x, const struct imap_search_key *k)
+{
+	const void *cache;
+	size_t len;
+	char *error = NULL;
+
+	if (x->hdrs_failed)
+		return -1;
+	if (x->hdrs == NULL) {
+		x->hdrs = store_hdrs_open(x->s->store, x->s->view.name,
+		    x->m->uid, &error);
+		if (x->hdrs == NULL) {
+			x->hdrs_failed = true;
+			free(error);
+			return -1;
+		}
+	}
+	int r = store_hdrs_get(x->hdrs, x->m->uid, &cache, &len);
+	if (r < 0)
+		x->hdrs_failed = true;
+	if (r <= 0)
+		return -1;
+	return mime_hdrcache_match(cache, len, k->field.data, k->str.data,
+	    k->str.len);
+}
+
 static enum search_result
 search_in_file(struct search_ctx *x, const struct imap_search_key *k)
 {
@@ -374,6 +406,8 @@ search_in_file(struct search_ctx *x, const struct imap_search_key *k)
 	bool match = false;
 	int r;
 
+	if (k->kind == IMAP_SK_HEADER && (r = search_cached_header(x, k)) >= 0)
+		return search_bool(r == 1);
 	if (!search_open(x))
 		return SEARCH_FALSE;
 	if (lseek(x->fd, 0, SEEK_SET) < 0)
@@ -678,6 +712,8 @@ search_run(struct imap_session *s, struct search_ctx *x)
 	for (size_t i = 0; i < v->count && !x->too_deep; i++)
 		if (!v->msgs[i].expunged && search_message(x, i))
 			f.idx[f.n++] = i;
+	store_hdrs_close(x->hdrs);
+	x->hdrs = NULL;
 	if (x->too_deep) {
 		search_failed(s, "BAD", "Search program too deep");
 	} else {

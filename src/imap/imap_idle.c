@@ -55,7 +55,6 @@ imap_watch_fired(void *arg)
 	struct imap_session *s = arg;
 
 	s->changed = true;
-	s->notify_seq++;
 	if (s->input == IMAP_IN_IDLE && s->state == IMAP_ST_SELECTED)
 		imap_idle_sync(s);
 }

@@ -198,6 +198,7 @@ mbox_view_fill(struct imap_session *s, char *name, struct store_mailbox *mb)
 	v->uidvalidity = mb->uidvalidity;
 	v->uidnext = mb->uidnext;
 	v->highestmodseq = mb->highestmodseq;
+	v->synced_modseq = mb->highestmodseq;
 	v->msgs = x_calloc(mb->count ? mb->count : 1, sizeof(*v->msgs));
 	v->count = mb->count;
 	for (size_t i = 0; i < mb->count; i++) {

@@ -198,7 +198,6 @@ imap_job(struct imap_session *s, void (*work)(struct imap_session *),
 	s->busy = true;
 	s->job_work = work;
 	s->job_done = done;
-	s->job_notify_seq = s->notify_seq;
 	s->job_status = 0;
 	x_free(&s->error);
 	if (s->conn)

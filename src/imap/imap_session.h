@@ -42,9 +42,6 @@
 #define IMAP_TIMEOUT_PREAUTH_S	180
 /* An IDLE client also learns of changes made by other processes. */
 #define IMAP_IDLE_POLL_MS	30000
-/* FETCH, SEARCH and STORE reload the mailbox at most this often unless a
- * change was announced in this process. */
-#define IMAP_SYNC_INTERVAL_MS	1000
 
 struct imap_server {
 	const struct config *cfg;
@@ -86,6 +83,8 @@ struct imap_view {
 	uint32_t uidvalidity;
 	uint32_t uidnext;
 	uint64_t highestmodseq;
+	uint64_t synced_modseq;	/* the store's HIGHESTMODSEQ at the last
+				 * sync: changes above it are news */
 	struct imap_msg *msgs;
 	size_t count;
 	char *keywords;		/* keywords announced by FLAGS */
@@ -154,12 +153,6 @@ struct imap_session {
 	/* IDLE and change notification */
 	struct notify_watch *watch;
 	bool changed;			/* a notification came */
-	/* Notifications counted on the loop; the count a job started with;
-	 * the count and time (now_ms) of the last full reload (pool). */
-	uint64_t notify_seq;
-	uint64_t job_notify_seq;
-	uint64_t synced_notify_seq;
-	uint64_t synced_ms;
 	struct timer *idle_timer;
 	bool idle_sync_running;
 };

@@ -326,20 +326,102 @@ imap_view_load(struct imap_session *s, struct store_mailbox *mb)
 	return -1;
 }
 
-/* FETCH, SEARCH and STORE need not reload a big mailbox each time: when
- * a full reload ran a moment ago and no change was announced in this
- * process since (SMTP, other sessions, this one's COPY or APPEND all
- * announce theirs), the view is current. Changes by other programs show
- * at a later command (RFC 9051 7: any command may carry them). */
-static bool
-imap_view_sync_skip(const struct imap_session *s)
+/* ---- sync from the changes alone ---- */
+
+/* Marks the vanished UIDs gone; with allow_expunge removes every message
+ * marked so (also those of earlier syncs) and reports them. */
+static void
+imap_view_delta_expunge(struct imap_session *s,
+    const struct store_changes *ch, bool allow_expunge)
 {
-	if (!s->have_cmd || (s->cmd.cmd != IMAP_CMD_FETCH &&
-	    s->cmd.cmd != IMAP_CMD_SEARCH && s->cmd.cmd != IMAP_CMD_STORE))
-		return false;
-	return s->synced_ms != 0 &&
-	    s->job_notify_seq == s->synced_notify_seq &&
-	    now_ms() - s->synced_ms < IMAP_SYNC_INTERVAL_MS;
+	struct imap_view *v = &s->view;
+	bool any = false;
+
+	for (size_t i = 0; i < ch->nvanished; i++) {
+		long at = imap_view_find_uid(v, ch->vanished[i]);
+		if (at >= 0)
+			v->msgs[at].expunged = true;
+	}
+	for (size_t i = 0; i < v->count && !any; i++)
+		any = v->msgs[i].expunged;
+	if (!allow_expunge || !any)
+		return;
+	size_t *match = x_calloc(v->count, sizeof(*match));
+	for (size_t i = 0; i < v->count; i++)
+		match[i] = v->msgs[i].expunged ? SIZE_MAX : i;
+	imap_view_expunge(s, match);
+	free(match);
+}
+
+/* Applies the changed and new messages; FETCH lines for the changed ones
+ * after EXISTS, as a full sync sends them. */
+static void
+imap_view_delta_apply(struct imap_session *s, struct store_changes *ch)
+{
+	struct imap_view *v = &s->view;
+	size_t old_count = v->count, nchanged = 0;
+	size_t *changed = x_calloc(ch->count ? ch->count : 1,
+	    sizeof(*changed));
+
+	for (size_t j = 0; j < ch->count; j++) {
+		struct store_msg *sm = &ch->msgs[j];
+		uint32_t last = v->count ? v->msgs[v->count - 1].uid : 0;
+		if (sm->uid > last) {
+			v->msgs = x_reallocarray(v->msgs, v->count + 1,
+			    sizeof(*v->msgs));
+			struct imap_msg *m = &v->msgs[v->count++];
+			memset(m, 0, sizeof(*m));
+			imap_view_note_keywords(s, sm->keywords);
+			imap_view_take(m, sm);
+			continue;
+		}
+		long at = imap_view_find_uid(v, sm->uid);
+		if (at < 0 || v->msgs[at].expunged)
+			continue;
+		struct imap_msg *m = &v->msgs[at];
+		if (m->flags != sm->flags ||
+		    !imap_view_same_keywords(m->keywords, sm->keywords) ||
+		    (s->condstore && m->modseq != sm->modseq)) {
+			imap_view_note_keywords(s, sm->keywords);
+			changed[nchanged++] = (size_t)at;
+		}
+		imap_view_take(m, sm);
+	}
+	if (v->count != old_count)
+		buf_printf(&s->out, "* %zu EXISTS\r\n", v->count);
+	for (size_t i = 0; i < nchanged; i++)
+		imap_view_fetch_line(s, changed[i]);
+	free(changed);
+}
+
+/* 1 done, 0 a full sync is needed, -1 error. */
+static int
+imap_view_sync_delta(struct imap_session *s, bool allow_expunge)
+{
+	struct imap_view *v = &s->view;
+	struct store_changes ch;
+	char *err = NULL;
+
+	int r = store_mailbox_changes(s->store, v->name, v->uidvalidity,
+	    v->synced_modseq, &ch, &err);
+	if (r <= 0) {
+		if (r < 0)
+			log_warnx("session=%llu event=imap-delta-failed "
+			    "error=\"%s\"", (unsigned long long)s->id,
+			    err ? err : "?");
+		free(err);
+		return 0;
+	}
+	imap_view_delta_expunge(s, &ch, allow_expunge);
+	imap_view_delta_apply(s, &ch);
+	if (ch.uidnext > v->uidnext)
+		v->uidnext = ch.uidnext;
+	if (ch.highestmodseq > v->highestmodseq)
+		v->highestmodseq = ch.highestmodseq;
+	if (ch.highestmodseq > v->synced_modseq)
+		v->synced_modseq = ch.highestmodseq;
+	store_changes_free(&ch);
+	return 1;
 }
 
 int
@@ -350,12 +432,10 @@ imap_view_sync(struct imap_session *s, bool allow_expunge)
 
 	if (!s->selected || v->name == NULL)
 		return 0;
-	if (imap_view_sync_skip(s))
+	if (v->synced_modseq != 0 && imap_view_sync_delta(s, allow_expunge))
 		return 0;
 	if (imap_view_load(s, &mb) < 0)
 		return -1;
-	s->synced_ms = now_ms();
-	s->synced_notify_seq = s->job_notify_seq;
 	bool new_validity = mb.uidvalidity != 0 &&
 	    mb.uidvalidity != v->uidvalidity;
 	size_t *match = imap_view_match(v, &mb, new_validity);
@@ -382,6 +462,7 @@ imap_view_sync(struct imap_session *s, bool allow_expunge)
 		v->uidnext = mb.uidnext;
 	if (mb.highestmodseq > v->highestmodseq)
 		v->highestmodseq = mb.highestmodseq;
+	v->synced_modseq = mb.highestmodseq;
 	free(changed);
 	free(match);
 	store_mailbox_free(&mb);

@@ -222,6 +222,8 @@ mime_summarize(int fd, struct mime_summary *out, char **error_r)
 	mime_write_body(&b, &m, &t, 0, true);
 	out->bodystructure = mime_buf_take(&b);
 	out->sentdate = mime_sentdate(m.data, hlen);
+	out->hdrcache = mime_hdrcache_make(m.data,
+	    mime_header_size(m.data, m.len), &out->hdrcache_len);
 	mime_close(&m, &t);
 	return 0;
 }
@@ -232,6 +234,8 @@ mime_summary_free(struct mime_summary *s)
 	x_free(&s->envelope);
 	x_free(&s->body);
 	x_free(&s->bodystructure);
+	x_free(&s->hdrcache);
+	s->hdrcache_len = 0;
 }
 
 /* ---- sections ---- */

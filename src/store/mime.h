@@ -35,6 +35,9 @@ struct mime_summary {
 	char *body;		/* BODY: the non-extensible structure */
 	char *bodystructure;	/* BODYSTRUCTURE with extension data */
 	time_t sentdate;	/* the Date: header; 0 when missing/invalid */
+	char *hdrcache;		/* mime_hdrcache_make of the top-level header;
+				 * NULL when not made (too big) */
+	size_t hdrcache_len;
 };
 
 /* Computes the summary of the message in the open file fd (read from
@@ -113,5 +116,21 @@ int mime_search_body(int fd, const char *needle, size_t len, bool text,
  * the whole decoded value is searched (display names and addresses). */
 int mime_search_header(int fd, const char *field, const char *needle,
     size_t len, bool *match, char **error_r);
+
+/* The header search cache: the decoded and case-folded values of the
+ * top-level From, To, Cc, Bcc and Subject fields, made when the summary
+ * is (mime_summarize), kept in the index, so that SEARCH FROM/TO/CC/BCC/
+ * SUBJECT (and HEADER of those fields) read no message file. A binary
+ * string: a version octet, then per field occurrence its number (one
+ * octet), the value's length (4 octets, little-endian) and the value.
+ * NULL when the values would exceed MIME_HDRCACHE_MAX octets. */
+#define MIME_HDRCACHE_MAX	16384
+char *mime_hdrcache_make(const char *hdr, size_t len, size_t *len_r);
+
+/* What mime_search_header(field, needle) answers, from a cache: 1 match,
+ * 0 no match, -1 when the cache cannot tell (a field it does not keep, a
+ * cache of another version or damaged): read the file then. */
+int mime_hdrcache_match(const void *cache, size_t len, const char *field,
+    const char *needle, size_t nlen);
 
 #endif

@@ -369,3 +369,108 @@ mime_search_header(int fd, const char *field, const char *needle,
 	mime_map_close(&map);
 	return 0;
 }
+
+/* ---- the header search cache ---- */
+
+#define MIME_HDRCACHE_VERSION	1
+
+static const char *const mime_hdrcache_fields[] = {
+	"From", "To", "Cc", "Bcc", "Subject",
+};
+#define MIME_HDRCACHE_NFIELDS \
+	(sizeof(mime_hdrcache_fields) / sizeof(mime_hdrcache_fields[0]))
+
+/* The field's number in the cache (1...), or 0 when not kept. */
+static unsigned
+mime_hdrcache_field(const char *name, size_t len)
+{
+	for (size_t i = 0; i < MIME_HDRCACHE_NFIELDS; i++)
+		if (strlen(mime_hdrcache_fields[i]) == len &&
+		    strncasecmp(mime_hdrcache_fields[i], name, len) == 0)
+			return (unsigned)i + 1;
+	return 0;
+}
+
+/* What mime_search_header compares a field's value with: unfolded,
+ * RFC 2047 decoded, case-folded. */
+static void
+mime_hdrcache_value(const struct mime_field *f, struct buf *out)
+{
+	struct buf v = BUF_INIT;
+
+	mime_field_unfold(f, &v);
+	char *dec = g_mime_utils_header_decode_text(NULL, buf_cstr(&v));
+	if (dec != NULL)
+		mime_fold(out, dec, strlen(dec), true);
+	g_free(dec);
+	buf_free(&v);
+}
+
+char *
+mime_hdrcache_make(const char *hdr, size_t len, size_t *len_r)
+{
+	struct buf out = BUF_INIT, val = BUF_INIT;
+	struct mime_field f;
+	size_t pos = 0;
+	unsigned char head[5];
+
+	mime_init();
+	*len_r = 0;
+	buf_putc(&out, MIME_HDRCACHE_VERSION);
+	while (mime_field_next(hdr, len, &pos, &f)) {
+		unsigned id = f.name != NULL ?
+		    mime_hdrcache_field(f.name, f.namelen) : 0;
+		if (id == 0)
+			continue;
+		buf_reset(&val);
+		mime_hdrcache_value(&f, &val);
+		if (out.len + sizeof(head) + val.len > MIME_HDRCACHE_MAX) {
+			buf_free(&out);
+			buf_free(&val);
+			return NULL;
+		}
+		head[0] = (unsigned char)id;
+		for (int i = 0; i < 4; i++)
+			head[1 + i] = (unsigned char)(val.len >> (8 * i));
+		buf_append(&out, (const char *)head, sizeof(head));
+		buf_append(&out, val.data != NULL ? val.data : "", val.len);
+	}
+	buf_free(&val);
+	*len_r = out.len;
+	return out.data;
+}
+
+int
+mime_hdrcache_match(const void *cache, size_t len, const char *field,
+    const char *needle, size_t nlen)
+{
+	const unsigned char *p = cache, *end = p + len;
+	unsigned id = mime_hdrcache_field(field, strlen(field));
+	struct buf nb = BUF_INIT;
+	int r = 0;
+
+	if (id == 0 || cache == NULL || len == 0 ||
+	    p[0] != MIME_HDRCACHE_VERSION)
+		return -1;
+	mime_fold(&nb, needle, nlen, true);
+	for (p++; r == 0 && p < end; ) {
+		if ((size_t)(end - p) < 5) {
+			r = -1;
+			break;
+		}
+		size_t vlen = (size_t)p[1] | (size_t)p[2] << 8 |
+		    (size_t)p[3] << 16 | (size_t)p[4] << 24;
+		unsigned fid = p[0];
+		p += 5;
+		if (vlen > (size_t)(end - p)) {
+			r = -1;
+			break;
+		}
+		if (fid == id && (nb.len == 0 || (vlen >= nb.len &&
+		    memmem(p, vlen, nb.data, nb.len) != NULL)))
+			r = 1;
+		p += vlen;
+	}
+	buf_free(&nb);
+	return r;
+}

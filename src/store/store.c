@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -64,23 +65,32 @@ static const char *const store_sql_text[SQL_COUNT] = {
 	    "ORDER BY uid",
 	[SQL_MSG_INSERT] = "INSERT INTO messages(mailbox_id, uid, base, "
 	    "flags, modseq, size, internaldate, keywords, savedate, envelope, "
-	    "body, bodystructure, sentdate) VALUES(?1, ?2, ?3, ?4, ?5, ?6, "
-	    "?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+	    "body, bodystructure, sentdate, hdrsearch) VALUES(?1, ?2, ?3, ?4, "
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
 	[SQL_MSG_FLAGS] = "UPDATE messages SET flags = ?3, modseq = ?4 "
 	    "WHERE mailbox_id = ?1 AND uid = ?2",
 	[SQL_MSG_UPDATE] = "UPDATE messages SET flags = ?3, keywords = ?4, "
 	    "modseq = ?5 WHERE mailbox_id = ?1 AND uid = ?2",
 	[SQL_MSG_DELETE] = "DELETE FROM messages "
 	    "WHERE mailbox_id = ?1 AND uid = ?2",
-	[SQL_SUMMARY_GET] = "SELECT envelope, body, bodystructure, sentdate "
-	    "FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
+	[SQL_SUMMARY_GET] = "SELECT envelope, body, bodystructure, sentdate, "
+	    "hdrsearch FROM messages WHERE mailbox_id = ?1 AND uid = ?2",
 	[SQL_SUMMARY_BY_NAME] = "SELECT m.envelope, m.body, "
 	    "m.bodystructure, m.sentdate, m.mailbox_id FROM mailboxes b "
 	    "JOIN messages m ON m.mailbox_id = b.id "
 	    "WHERE b.name = ?1 AND m.uid = ?2",
 	[SQL_SUMMARY_SET] = "UPDATE messages SET envelope = ?3, body = ?4, "
-	    "bodystructure = ?5, sentdate = ?6 "
+	    "bodystructure = ?5, sentdate = ?6, hdrsearch = ?7 "
 	    "WHERE mailbox_id = ?1 AND uid = ?2",
+	[SQL_MBOX_DELTA] = "SELECT id, uidvalidity, uidnext, highestmodseq, "
+	    "dirstamp, scanned FROM mailboxes WHERE name = ?1",
+	[SQL_MBOX_STAMP_GET] = "SELECT dirstamp FROM mailboxes WHERE id = ?1",
+	[SQL_MBOX_STAMP_SET] = "UPDATE mailboxes SET dirstamp = ?2, "
+	    "scanned = max(scanned, ?3) WHERE id = ?1",
+	[SQL_MSG_CHANGED] = "SELECT " STORE_MSG_COLS " FROM messages "
+	    "WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+	[SQL_HDRSEARCH_LIST] = "SELECT uid, hdrsearch FROM messages "
+	    "WHERE mailbox_id = ?1 AND uid >= ?2 ORDER BY uid",
 	[SQL_VANISHED_ADD] = "INSERT OR REPLACE INTO vanished(mailbox_id, "
 	    "uid, modseq) VALUES(?1, ?2, ?3)",
 	[SQL_VANISHED_LIST] = "SELECT uid FROM vanished "
@@ -147,6 +157,19 @@ static const char store_schema_v2[] =
     " name TEXT NOT NULL COLLATE NOCASE,"
     " PRIMARY KEY(mailbox_id, name));"
     "PRAGMA user_version=2;";
+
+/* Version 3: the header search cache (mime_hdrcache_make; rows of an
+ * older index have none: SEARCH reads their files, as before), and what
+ * lets a session read only the changes (store_delta.c): the stamps of
+ * cur/ and new/ the index is known to match, when a full scan last ran,
+ * and an index by MODSEQ. */
+static const char store_schema_v3[] =
+    "ALTER TABLE messages ADD COLUMN hdrsearch BLOB;"
+    "ALTER TABLE mailboxes ADD COLUMN dirstamp TEXT;"
+    "ALTER TABLE mailboxes ADD COLUMN scanned INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX IF NOT EXISTS messages_modseq"
+    " ON messages(mailbox_id, modseq);"
+    "PRAGMA user_version=3;";
 
 /* ---- errors, statements, transactions ----------------------------------- */
 
@@ -232,6 +255,31 @@ store_bind_str(sqlite3_stmt *s, int col, const char *p)
 		panic("store: bind column %d", col);
 }
 
+void
+store_bind_blob(sqlite3_stmt *s, int col, const void *p, size_t n)
+{
+	int rc = p == NULL ? sqlite3_bind_null(s, col) :
+	    sqlite3_bind_blob(s, col, p, (int)n, SQLITE_STATIC);
+
+	if (n > INT_MAX || rc != SQLITE_OK)
+		panic("store: bind column %d", col);
+}
+
+char *
+store_column_blob(sqlite3_stmt *s, int col, size_t *len_r)
+{
+	const void *p = sqlite3_column_blob(s, col);
+	size_t n = (size_t)sqlite3_column_bytes(s, col);
+
+	*len_r = 0;
+	if (p == NULL)
+		return NULL;
+	char *out = x_malloc(n ? n : 1);
+	memcpy(out, p, n);
+	*len_r = n;
+	return out;
+}
+
 char *
 store_column_str(sqlite3_stmt *s, int col)
 {
@@ -276,6 +324,7 @@ store_rollback(struct store *st)
 {
 	int e = errno;
 
+	st->ntouched = 0;
 	if (!sqlite3_get_autocommit(st->db) &&
 	    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
 		log_warnx("store: rollback: %s", sqlite3_errmsg(st->db));
@@ -285,6 +334,7 @@ store_rollback(struct store *st)
 int
 store_commit(struct store *st, char **error_r)
 {
+	store_stamps_save(st);
 	int r = store_exec(st, "COMMIT", error_r);
 
 	if (r < 0)
@@ -579,6 +629,7 @@ store_setup_locked(struct store *st, char **error_r)
 	}
 	if ((v < 1 && store_exec(st, store_schema_v1, error_r) < 0) ||
 	    (v < 2 && store_exec(st, store_schema_v2, error_r) < 0) ||
+	    (v < 3 && store_exec(st, store_schema_v3, error_r) < 0) ||
 	    store_prepare_all(st, error_r) < 0 ||
 	    (v < 2 && store_migrate_names(st, error_r) < 0) ||
 	    store_mbox_get(st, "INBOX", &mb, error_r) < 0 ||

@@ -83,6 +83,30 @@ int store_mailbox_load(struct store *st, const char *mailbox,
     struct store_mailbox *out, char **error_r);
 void store_mailbox_free(struct store_mailbox *mb);
 
+/* What changed in a mailbox since a MODSEQ (a session's last look), read
+ * from the index alone: no scan of cur/ (10,000 entries), no copy of
+ * every message. Only when the index is known to match the Maildir: the
+ * stamps of cur/ and new/ are those the last writer through a store (or
+ * the last full scan) recorded, and a full scan ran less than
+ * STORE_RESCAN_SECS ago. 1 with *out; 0 when the caller must load the
+ * mailbox (store_mailbox_load) instead: the Maildir changed behind the
+ * index, a scan is due, or uidvalidity is not the mailbox's; -1 with
+ * *error_r. Free *out with store_changes_free. */
+#define STORE_RESCAN_SECS	10
+struct store_changes {
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	struct store_msg *msgs;	/* changed or new, ascending UID */
+	size_t count;
+	uint32_t *vanished;	/* expunged since, ascending */
+	size_t nvanished;
+};
+int store_mailbox_changes(struct store *st, const char *mailbox,
+    uint32_t uidvalidity, uint64_t since, struct store_changes *out,
+    char **error_r);
+void store_changes_free(struct store_changes *ch);
+
 /* Removes the messages with these UIDs: unlinks their files (then fsyncs
  * cur/) and deletes them from the index, raising HIGHESTMODSEQ. UIDs that
  * are already gone are skipped. 0 or -1 with *error_r. */
@@ -264,6 +288,18 @@ int store_copy(struct store *st, const char *from, const char *to,
 struct mime_summary;
 int store_msg_summary(struct store *st, const char *mailbox, uint32_t uid,
     struct mime_summary *out, char **error_r);
+
+/* The header search caches (store/mime.h, mime_hdrcache_make) of a
+ * mailbox's messages, read in one pass: open, then ask for UIDs in
+ * ascending order. store_hdrs_get gives 1 with the cache (valid until the
+ * next call), 0 when the message has none (or is not in the index), -1
+ * on an error. Nothing else may use st between open and close. */
+struct store_hdrs;
+struct store_hdrs *store_hdrs_open(struct store *st, const char *mailbox,
+    uint32_t first_uid, char **error_r);
+int store_hdrs_get(struct store_hdrs *h, uint32_t uid, const void **cache,
+    size_t *len);
+void store_hdrs_close(struct store_hdrs *h);
 
 /* Opens a message file read-only (no symlinks): path as given, or when
  * that is gone, the file of the same folder with the same base name (the

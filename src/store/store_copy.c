@@ -54,6 +54,8 @@ store_newmsg_insert(struct store *st, int64_t mbox_id,
 		store_bind_str(s, 11, m->sum->body);
 		store_bind_str(s, 12, m->sum->bodystructure);
 		store_bind_int(s, 13, (int64_t)m->sum->sentdate);
+		store_bind_blob(s, 14, m->sum->hdrcache,
+		    m->sum->hdrcache_len);
 	}
 	return store_run(st, s, error_r);
 }
@@ -156,6 +158,7 @@ store_summary_get(struct store *st, int64_t mbox_id, uint32_t uid,
 		out->body = store_column_str(s, 1);
 		out->bodystructure = store_column_str(s, 2);
 		out->sentdate = (time_t)sqlite3_column_int64(s, 3);
+		out->hdrcache = store_column_blob(s, 4, &out->hdrcache_len);
 	} else if (rc != SQLITE_DONE) {
 		store_db_error(st, error_r);
 	}
@@ -416,7 +419,7 @@ store_append_locked(struct store *st, const struct store_folder *f,
 	    .internaldate = (int64_t)ap->date, .sum = &ap->sum };
 	int r = -1;
 
-	if (store_mbox_get(st, f->name, &mb, error_r) < 0 ||
+	if (store_mbox_touch(st, f, &mb, error_r) < 0 ||
 	    store_kwset_load(st, mb.id, &ks, error_r) < 0 ||
 	    store_kwset_canon_all(st, &ks, ap->keywords, ap->nkeywords, true,
 	    &kws, &nkws, error_r) < 0 ||
@@ -641,12 +644,12 @@ store_copy_expunge(struct store_copier *c, char **error_r)
 static int
 store_copy_setup(struct store_copier *c, char **error_r)
 {
-	if (store_mbox_get(c->st, c->src->name, &c->smb, error_r) < 0)
+	if (store_mbox_touch(c->st, c->src, &c->smb, error_r) < 0)
 		return -1;
 	c->dmb = &c->smb;
 	if (strcmp(c->src->name, c->dst->name) != 0) {
 		c->dmb = &c->dmb_own;
-		if (store_mbox_get(c->st, c->dst->name, c->dmb, error_r) < 0)
+		if (store_mbox_touch(c->st, c->dst, c->dmb, error_r) < 0)
 			return -1;
 	}
 	c->dmodseq = c->dmb->highestmodseq + 1;

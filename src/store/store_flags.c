@@ -88,7 +88,7 @@ store_set_flags_locked(struct store *st, const struct store_folder *f,
 	struct store_file file;
 	int r = -1;
 
-	if (store_mbox_get(st, f->name, &mb, error_r) < 0)
+	if (store_mbox_touch(st, f, &mb, error_r) < 0)
 		return -1;
 	int g = store_msg_get(st, mb.id, uid, &row, error_r);
 	if (g == 0)
@@ -252,7 +252,7 @@ static int
 store_update_locked(struct store_update *up, const uint32_t *uids, size_t n,
     struct store_flag_result *res, char **error_r)
 {
-	if (store_mbox_get(up->st, up->f->name, &up->mb, error_r) < 0 ||
+	if (store_mbox_touch(up->st, up->f, &up->mb, error_r) < 0 ||
 	    store_kwset_load(up->st, up->mb.id, &up->ks, error_r) < 0 ||
 	    store_kwset_canon_all(up->st, &up->ks, up->u->keywords,
 	    up->u->nkeywords, up->u->op != STORE_FLAGS_REMOVE, &up->kws,
@@ -386,7 +386,7 @@ store_expunge_locked(struct store *st, const struct store_folder *f,
 	struct store_unlinked u = { false, false };
 	int r = -1;
 
-	if (store_mbox_get(st, f->name, &mb, error_r) < 0)
+	if (store_mbox_touch(st, f, &mb, error_r) < 0)
 		goto done;
 	for (size_t i = 0; i < n; i++) {
 		struct store_row row;
@@ -429,7 +429,7 @@ store_expunge(struct store *st, const char *mailbox, const uint32_t *uids,
 
 /* ---- vanished ----------------------------------------------------------- */
 
-static int
+int
 store_vanished_read(struct store *st, int64_t mbox_id, uint64_t since,
     uint32_t **uids, size_t *n, char **error_r)
 {

@@ -20,7 +20,7 @@
 #include "core/log.h"
 #include "store/store.h"
 
-#define STORE_SCHEMA_VERSION	2
+#define STORE_SCHEMA_VERSION	3
 #define STORE_NAME_MAX		255	/* octets of a file name */
 #define STORE_SCAN_TRIES	3
 #define STORE_KEYWORDS_MAX	64	/* per mailbox */
@@ -55,6 +55,11 @@ enum store_sql {
 	SQL_SUMMARY_GET,
 	SQL_SUMMARY_BY_NAME,
 	SQL_SUMMARY_SET,
+	SQL_HDRSEARCH_LIST,
+	SQL_MBOX_DELTA,
+	SQL_MBOX_STAMP_GET,
+	SQL_MBOX_STAMP_SET,
+	SQL_MSG_CHANGED,
 	SQL_VANISHED_ADD,
 	SQL_VANISHED_LIST,
 	SQL_KW_LIST,
@@ -109,6 +114,14 @@ struct store_snap {
 	size_t count;
 };
 
+/* A folder a write transaction changes (store_touch). */
+struct store_touched {
+	int64_t mbox_id;
+	int curfd, newfd;
+	bool clean;		/* the index matched cur/ and new/ before */
+	bool scan;		/* a full scan: it makes them match */
+};
+
 struct store {
 	char *root;		/* the user's Maildir++ root */
 	sqlite3 *db;
@@ -118,6 +131,8 @@ struct store {
 	char *name_in;		/* the last mailbox name resolved, as given */
 	char *name_norm;	/* and normalized */
 	struct store_snap snap;
+	struct store_touched touched[STORE_FOLDERS];
+	size_t ntouched;
 };
 
 /* A message file seen in cur/ (or new/, for lookups). */
@@ -184,6 +199,8 @@ void store_bind_text(sqlite3_stmt *s, int col, const char *p, size_t n);
 void store_bind_str(sqlite3_stmt *s, int col, const char *p);
 /* A copy of a text column, NULL for NULL. */
 char *store_column_str(sqlite3_stmt *s, int col);
+void store_bind_blob(sqlite3_stmt *s, int col, const void *p, size_t n);
+char *store_column_blob(sqlite3_stmt *s, int col, size_t *len_r);
 /* Steps a statement that returns no rows, then resets it. */
 int store_run(struct store *st, sqlite3_stmt *s, char **error_r);
 int store_exec(struct store *st, const char *sql, char **error_r);
@@ -284,6 +301,28 @@ void store_summaries_fill(struct store *st, int64_t mbox_id,
 /* Writes a computed summary to the index row (inside a transaction). */
 int store_summary_set(struct store *st, int64_t mbox_id, uint32_t uid,
     const struct mime_summary *sum, char **error_r);
+
+/* ---- store_delta.c: what changed since a MODSEQ ------------------------- */
+
+/* The length of a directory stamp text, with its NUL. */
+#define STORE_STAMP_MAX		128
+/* Inside a write transaction, before its first change to f's cur/ or
+ * new/ (mbox_id: f's row): notes whether the index matched them; at
+ * commit the stamps after the change are recorded (or cleared when it
+ * did not match). scan: the transaction is a full scan (which makes the
+ * index match whatever it found). */
+void store_touch(struct store *st, const struct store_folder *f,
+    int64_t mbox_id, bool scan);
+/* store_mbox_get and store_touch. */
+int store_mbox_touch(struct store *st, const struct store_folder *f,
+    struct store_mbox *mb, char **error_r);
+/* The vanished UIDs of mailbox mbox_id above since, ascending, appended
+ * to *uids (n of them). 0 or -1 (store_flags.c). */
+int store_vanished_read(struct store *st, int64_t mbox_id, uint64_t since,
+    uint32_t **uids, size_t *n, char **error_r);
+/* Records the stamps of the touched folders (store_commit, before the
+ * COMMIT). */
+void store_stamps_save(struct store *st);
 
 /* ---- store_mailboxes.c: mailbox rows and folders ------------------------ */
 

@@ -562,6 +562,7 @@ store_load_locked(struct store_load *ld, char **error_r)
 {
 	if (store_mbox_get(ld->st, ld->f->name, &ld->mb, error_r) < 0)
 		return -1;
+	store_touch(ld->st, ld->f, ld->mb.id, true);
 	ld->modseq = ld->mb.highestmodseq + 1;
 	if (store_scan_folder(ld->f, &ld->scan) < 0) {
 		store_set_error(error_r, "%s: %s", ld->f->dir,
@@ -887,6 +888,7 @@ store_summary_set(struct store *st, int64_t mbox_id, uint32_t uid,
 	store_bind_str(s, 4, sum->body);
 	store_bind_str(s, 5, sum->bodystructure);
 	store_bind_int(s, 6, (int64_t)sum->sentdate);
+	store_bind_blob(s, 7, sum->hdrcache, sum->hdrcache_len);
 	return store_run(st, s, error_r);
 }
 

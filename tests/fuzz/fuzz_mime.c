@@ -3,7 +3,8 @@
  * section ranges stay in the file and a part's MIME header ends where
  * its body starts, a message's HEADER and TEXT make up the whole of it;
  * BINARY never grows a part; HEADER.FIELDS and
- * HEADER.FIELDS.NOT split the header between them. */
+ * HEADER.FIELDS.NOT split the header between them; the header search
+ * cache matches as a search of the file does. */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -165,6 +166,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check_list(s.body);
 	check_list(s.bodystructure);
 	CHECK(strlen(s.body) <= strlen(s.bodystructure));
+	/* The header search cache answers as the file does, for needles
+	 * taken from the input. */
+	if (s.hdrcache != NULL) {
+		static const char *const fields[] = { "From", "to", "CC",
+		    "Bcc", "Subject" };
+		for (size_t i = 0; i < 5; i++) {
+			size_t nl = size > 16 ? i : 0;
+			const char *nd = (const char *)data +
+			    (size > 16 ? size / 3 + i : 0);
+			CHECK(mime_search_header(fd, fields[i], nd, nl, &match,
+			    &err) == 0);
+			CHECK(mime_hdrcache_match(s.hdrcache, s.hdrcache_len,
+			    fields[i], nd, nl) == (match ? 1 : 0));
+		}
+		CHECK(mime_hdrcache_match(s.hdrcache, s.hdrcache_len,
+		    "Date", "x", 1) == -1);
+	}
 	mime_summary_free(&s);
 
 	check_sections(fd, size, NULL, 0);

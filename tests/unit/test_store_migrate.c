@@ -149,7 +149,7 @@ test_upgrade_v1(void **state)
 
 	make_v1(fx, NULL);
 	struct store *st = fx_open(fx);
-	assert_int_equal(user_version(fx), 2);
+	assert_int_equal(user_version(fx), 3);
 	check_upgraded(fx, st, 7);
 	FX_OK(store_mailbox_list(st, &v, &n, error_r));
 	/* INBOX, Archive/2026, 100%, and the five special-use ones. */
@@ -215,7 +215,7 @@ test_newer_index_refused(void **state)
 	struct fixture *fx = *state;
 	char *err = NULL;
 
-	make_v1(fx, "PRAGMA user_version=3;");
+	make_v1(fx, "PRAGMA user_version=4;");
 	assert_null(store_open(fx->dir, USER, &err));
 	assert_non_null(strstr(err, "newer"));
 	free(err);

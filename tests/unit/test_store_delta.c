@@ -1,0 +1,340 @@
+/* Reading only what changed (store_mailbox_changes, store_delta.c): the
+ * changes a store makes are read from the index alone; a change made
+ * behind the index (a Maildir reader, a delivery) or a due rescan makes
+ * it answer "load instead"; and the header search cache (SEARCH FROM,
+ * SUBJECT...) is kept for every message indexed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store/mime.h"
+#include "test_store_fixture.h"
+
+static int
+setup(void **state)
+{
+	return fx_setup(state);
+}
+
+static int
+teardown(void **state)
+{
+	return fx_teardown(state);
+}
+
+/* store_mailbox_changes, failing the test on error: 1 or 0. */
+static int
+changes(struct store *st, uint32_t uidvalidity, uint64_t since,
+    struct store_changes *ch)
+{
+	char *err = NULL;
+	int r = store_mailbox_changes(st, "INBOX", uidvalidity, since, ch,
+	    &err);
+	if (r < 0)
+		fail_msg("store_mailbox_changes: %s", err);
+	return r;
+}
+
+/* Three messages, loaded once (the full scan records the stamps). */
+static void
+three(struct fixture *fx, struct store *st, struct store_mailbox *mb)
+{
+	fx_put(fx->root, "new", "1.a", 1000);
+	fx_put(fx->root, "new", "2.b", 1001);
+	fx_put(fx->root, "new", "3.c", 1002);
+	fx_load(st, "INBOX", mb);
+	assert_int_equal(mb->count, 3);
+}
+
+static void
+test_changes_of_a_store(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx_open(fx), *other = fx_open(fx);
+	struct store_mailbox mb;
+	struct store_changes ch;
+
+	three(fx, st, &mb);
+	uint64_t since = mb.highestmodseq;
+	/* Nothing changed: nothing to read, and no scan. */
+	assert_int_equal(changes(st, mb.uidvalidity, since, &ch), 1);
+	assert_int_equal(ch.count, 0);
+	assert_int_equal(ch.nvanished, 0);
+	assert_int_equal(ch.highestmodseq, since);
+	store_changes_free(&ch);
+
+	/* Another store sets flags on 2 and expunges 3. */
+	FX_OK(store_set_flags(other, "INBOX", 2, STORE_F_SEEN |
+	    STORE_F_FLAGGED, error_r));
+	uint32_t gone = 3;
+	FX_OK(store_expunge(other, "INBOX", &gone, 1, error_r));
+	assert_int_equal(changes(st, mb.uidvalidity, since, &ch), 1);
+	assert_int_equal(ch.count, 1);
+	assert_int_equal(ch.msgs[0].uid, 2);
+	assert_int_equal(ch.msgs[0].flags, STORE_F_SEEN | STORE_F_FLAGGED);
+	assert_true(ch.msgs[0].modseq > since);
+	/* the path is the file's new name */
+	struct stat sb;
+	assert_int_equal(stat(ch.msgs[0].path, &sb), 0);
+	assert_int_equal(ch.nvanished, 1);
+	assert_int_equal(ch.vanished[0], 3);
+	assert_true(ch.highestmodseq > since);
+	since = ch.highestmodseq;
+	store_changes_free(&ch);
+
+	/* An APPEND through a store is news too. */
+	static const char text[] = "Subject: appended\r\n\r\nhi\r\n";
+	char *tmp = NULL, *err = NULL;
+	uint32_t uv, uid;
+	int fd = store_append_begin(other, &tmp, &err);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, sizeof(text) - 1),
+	    (ssize_t)sizeof(text) - 1);
+	assert_int_equal(close(fd), 0);
+	FX_OK(store_append_commit(other, "INBOX", tmp, STORE_F_DRAFT, NULL,
+	    0, 0, &uv, &uid, error_r));
+	free(tmp);
+	assert_int_equal(changes(st, mb.uidvalidity, since, &ch), 1);
+	assert_int_equal(ch.count, 1);
+	assert_int_equal(ch.msgs[0].uid, uid);
+	assert_int_equal(ch.msgs[0].flags, STORE_F_DRAFT);
+	assert_int_equal(ch.nvanished, 0);
+	assert_true(ch.uidnext > uid);
+	since = ch.highestmodseq;
+	store_changes_free(&ch);
+
+	/* The rows agree with a full load. */
+	struct store_mailbox full;
+	fx_load(other, "INBOX", &full);
+	assert_int_equal(full.count, 3);
+	assert_int_equal(full.highestmodseq, since);
+	store_mailbox_free(&full);
+	store_mailbox_free(&mb);
+	store_close(st);
+	store_close(other);
+}
+
+static void
+test_change_behind_the_index(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx_open(fx);
+	struct store_mailbox mb;
+	struct store_changes ch;
+	char from[1024], to[1024];
+
+	three(fx, st, &mb);
+	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
+	    1);
+	store_changes_free(&ch);
+	/* A Maildir reader marks 1 seen: the index cannot tell. */
+	snprintf(from, sizeof(from), "%s", mb.msgs[0].path);
+	snprintf(to, sizeof(to), "%s/cur/1.a:2,S", fx->root);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
+	    0);
+	/* A full load sees it and records the stamps again. */
+	struct store_mailbox again;
+	fx_load(st, "INBOX", &again);
+	assert_int_equal(fx_uid(&again, 1)->flags, STORE_F_SEEN);
+	assert_int_equal(changes(st, mb.uidvalidity, again.highestmodseq,
+	    &ch), 1);
+	assert_int_equal(ch.count, 0);
+	store_changes_free(&ch);
+
+	/* A delivery into new/ is behind the index too. */
+	fx_put(fx->root, "new", "4.d", 1003);
+	assert_int_equal(changes(st, mb.uidvalidity, again.highestmodseq,
+	    &ch), 0);
+	store_mailbox_free(&again);
+
+	/* So is a store writing while the stamps did not match: a change
+	 * behind the index, then a STORE by a store, must not hide it. */
+	fx_load(st, "INBOX", &again);
+	assert_int_equal(again.count, 4);
+	snprintf(from, sizeof(from), "%s", fx_uid(&again, 2)->path);
+	snprintf(to, sizeof(to), "%s/cur/2.b:2,F", fx->root);
+	assert_int_equal(rename(from, to), 0);
+	FX_OK(store_set_flags(st, "INBOX", 3, STORE_F_SEEN, error_r));
+	assert_int_equal(changes(st, again.uidvalidity, again.highestmodseq,
+	    &ch), 0);
+	store_mailbox_free(&again);
+
+	/* Another UIDVALIDITY than the caller's: load. */
+	fx_load(st, "INBOX", &again);
+	assert_int_equal(changes(st, again.uidvalidity + 1,
+	    again.highestmodseq, &ch), 0);
+	store_mailbox_free(&again);
+	store_mailbox_free(&mb);
+	store_close(st);
+}
+
+/* Sets the time of the last full scan in the index. */
+static void
+set_scanned(struct fixture *fx, long long when)
+{
+	char path[512], sql[128];
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "%s/index.db", fx->root);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET scanned = %lld",
+	    when);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void
+test_rescan_due(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx_open(fx);
+	struct store_mailbox mb, again;
+	struct store_changes ch;
+
+	three(fx, st, &mb);
+	set_scanned(fx, (long long)time(NULL) - STORE_RESCAN_SECS);
+	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
+	    0);
+	/* A full load, and the clock starts again. */
+	fx_load(st, "INBOX", &again);
+	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
+	    1);
+	store_changes_free(&ch);
+	/* A time in the future (a clock set back) does not hold either. */
+	set_scanned(fx, (long long)time(NULL) + 3600);
+	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
+	    0);
+	store_mailbox_free(&again);
+	store_mailbox_free(&mb);
+	store_close(st);
+}
+
+/* The header search cache answers as the file does. */
+static void
+test_header_cache_matches_file(void **state)
+{
+	static const char msg[] =
+	    "From: =?utf-8?q?J=C3=BCrgen?= <jurgen@example.test>\r\n"
+	    "To: a@example.test,\r\n b@example.test\r\n"
+	    "To: second@example.test\r\n"
+	    "Cc: \r\n"
+	    "Subject: =?iso-8859-1?q?Gr=FC=DFe?= and Topic 7\r\n"
+	    "X-Other: hidden\r\n"
+	    "\r\nbody text\r\n";
+	static const struct {
+		const char *field, *needle;
+	} cases[] = {
+		{ "From", "jürgen" }, { "FROM", "JÜRGEN" }, { "from", "@example" },
+		{ "From", "nobody" }, { "To", "b@example" },
+		{ "To", "second@" }, { "To", "a@example.test, b" },
+		{ "Cc", "" }, { "Cc", "x" }, { "Bcc", "" }, { "Bcc", "a" },
+		{ "Subject", "grüße" }, { "Subject", "topic 7" },
+		{ "Subject", "topic 8" }, { "Subject", "" },
+	};
+	char path[128];
+	struct fixture *fx = *state;
+
+	(void)fx;
+	mime_init();
+	snprintf(path, sizeof(path), "%s/hdr.eml", fx->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(msg, f);
+	assert_int_equal(fclose(f), 0);
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	struct mime_summary sum;
+	char *err = NULL;
+	assert_int_equal(mime_summarize(fd, &sum, &err), 0);
+	assert_non_null(sum.hdrcache);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool match = false;
+		assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+		assert_int_equal(mime_search_header(fd, cases[i].field,
+		    cases[i].needle, strlen(cases[i].needle), &match, &err), 0);
+		int c = mime_hdrcache_match(sum.hdrcache, sum.hdrcache_len,
+		    cases[i].field, cases[i].needle, strlen(cases[i].needle));
+		if (c != (match ? 1 : 0))
+			fail_msg("%s \"%s\": cache %d, file %d", cases[i].field,
+			    cases[i].needle, c, match);
+	}
+	/* A field the cache does not keep, a damaged or foreign cache:
+	 * it cannot tell. */
+	assert_int_equal(mime_hdrcache_match(sum.hdrcache, sum.hdrcache_len,
+	    "X-Other", "hidden", 6), -1);
+	assert_int_equal(mime_hdrcache_match(sum.hdrcache,
+	    sum.hdrcache_len - 1, "Subject", "zzz", 3), -1);
+	char other[4] = { 99, 0, 0, 0 };
+	assert_int_equal(mime_hdrcache_match(other, sizeof(other), "Subject",
+	    "x", 1), -1);
+	mime_summary_free(&sum);
+	close(fd);
+
+	/* Values past MIME_HDRCACHE_MAX: no cache. */
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("Subject: ", f);
+	for (int i = 0; i < MIME_HDRCACHE_MAX; i++)
+		fputc('x', f);
+	fputs("\r\n\r\nbody\r\n", f);
+	assert_int_equal(fclose(f), 0);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(mime_summarize(fd, &sum, &err), 0);
+	assert_null(sum.hdrcache);
+	mime_summary_free(&sum);
+	close(fd);
+}
+
+/* Every message indexed by a load has its cache, read in UID order. */
+static void
+test_header_cache_in_index(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx_open(fx);
+	struct store_mailbox mb;
+	const void *cache;
+	size_t len;
+	char *err = NULL;
+
+	three(fx, st, &mb);
+	struct store_hdrs *h = store_hdrs_open(st, "INBOX", 1, &err);
+	assert_non_null(h);
+	assert_int_equal(store_hdrs_get(h, 1, &cache, &len), 1);
+	assert_int_equal(mime_hdrcache_match(cache, len, "Subject", "1.A",
+	    3), 1);
+	assert_int_equal(store_hdrs_get(h, 3, &cache, &len), 1);
+	assert_int_equal(mime_hdrcache_match(cache, len, "Subject", "1.a",
+	    3), 0);
+	assert_int_equal(mime_hdrcache_match(cache, len, "Subject", "3.c",
+	    3), 1);
+	assert_int_equal(store_hdrs_get(h, 4, &cache, &len), 0);
+	store_hdrs_close(h);
+	store_mailbox_free(&mb);
+	store_close(st);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_changes_of_a_store,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_change_behind_the_index,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rescan_due, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_header_cache_matches_file,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_cache_in_index,
+		    setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
