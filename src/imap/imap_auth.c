@@ -54,6 +54,10 @@ imap_login_open_work(struct imap_session *s)
 		    "opened now");
 		return;
 	}
+	/* Opened to make sure it can be (and to create it); the first
+	 * command that needs it opens it again (imap_job_work). */
+	store_close(s->store);
+	s->store = NULL;
 	s->job_status = 1;
 }
 

@@ -161,10 +161,34 @@ imap_after_command(struct imap_session *s)
 	imap_command_end(s);
 }
 
+/* On the pool: false (the session then ends) when the store cannot be
+ * opened again. */
+static bool
+imap_store_reopen(struct imap_session *s)
+{
+	char *err = NULL;
+
+	s->store = store_open(s->cfg->data_dir, s->user, &err);
+	if (s->store != NULL)
+		return true;
+	log_warnx("session=%llu event=store-open user=%s error=\"%s\"",
+	    (unsigned long long)s->id, s->user, err ? err : "?");
+	free(err);
+	s->store_failed = true;
+	return false;
+}
+
 static void
 imap_job_work(void *arg)
 {
 	struct imap_session *s = arg;
+
+	/* The store (an SQLite connection, its statements and cache) is
+	 * opened by the first command that needs it, not held by every
+	 * idle logged-in connection. */
+	if (s->state >= IMAP_ST_AUTH && s->state != IMAP_ST_LOGOUT &&
+	    s->store == NULL && !imap_store_reopen(s))
+		return;
 	s->job_work(s);
 }
 
@@ -179,6 +203,12 @@ imap_job_finished(void *arg)
 	s->job_done = NULL;
 	if (s->gone) {
 		imap_session_free(s);
+		return;
+	}
+	if (s->store_failed) {
+		imap_send(s, "* BYE [UNAVAILABLE] Your mailbox cannot be "
+		    "opened now");
+		imap_close(s);
 		return;
 	}
 	imap_flush(s);
@@ -520,7 +550,7 @@ static int
 imap_literal_file(struct imap_session *s, uint64_t size)
 {
 	char *path = NULL, *err = NULL;
-	int fd = store_append_begin(s->store, &path, &err);
+	int fd = store_append_begin_at(s->root, &path, &err);
 	if (fd < 0) {
 		int e = errno;
 		log_warnx("session=%llu event=append-file error=\"%s\"",

@@ -146,6 +146,7 @@ struct imap_session {
 	struct buf out;			/* a job's output */
 	char *error;			/* a job's error text */
 	int job_status;
+	bool store_failed;	/* a job could not open the store */
 	void (*job_work)(struct imap_session *s);
 	void (*job_done)(struct imap_session *s);
 	struct imap_fetch_job *fetch;	/* a FETCH in progress */

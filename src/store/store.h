@@ -252,6 +252,9 @@ int store_vanished(struct store *st, const char *mailbox,
  * caller writes with CRLF line ends as received). An fd open for
  * writing and *path_r (caller frees), or -1 with *error_r. */
 int store_append_begin(struct store *st, char **path_r, char **error_r);
+/* The same in the user's Maildir root (data_dir/mail/DOMAIN/LOCAL), for a
+ * caller that has no store open. */
+int store_append_begin_at(const char *root, char **path_r, char **error_r);
 
 /* Finishes an APPEND: fsyncs the file, sets its mtime to internaldate
  * (0: now), moves it into mailbox's cur/ with the flags in its name,

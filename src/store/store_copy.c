@@ -289,12 +289,18 @@ store_msg_summary(struct store *st, const char *mailbox, uint32_t uid,
 int
 store_append_begin(struct store *st, char **path_r, char **error_r)
 {
+	return store_append_begin_at(st->root, path_r, error_r);
+}
+
+int
+store_append_begin_at(const char *root, char **path_r, char **error_r)
+{
 	char name[STORE_NAME_MAX + 1];
 
 	*path_r = NULL;
 	for (int attempt = 0; attempt < STORE_NAME_TRIES; attempt++) {
 		maildir_unique_name(name, sizeof(name), 0);
-		char *path = x_asprintf("%s/tmp/%s", st->root, name);
+		char *path = x_asprintf("%s/tmp/%s", root, name);
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 		    O_CLOEXEC, 0600);
 		if (fd >= 0) {
@@ -305,15 +311,15 @@ store_append_begin(struct store *st, char **path_r, char **error_r)
 		x_free(&path);
 		/* tmp/ removed behind our back: make it again. */
 		if (e == ENOENT && attempt == 0 &&
-		    maildir_create(st->root) == 0)
+		    maildir_create(root) == 0)
 			continue;
 		if (e != EEXIST) {
-			store_fail(error_r, e, "%s/tmp: %s", st->root,
+			store_fail(error_r, e, "%s/tmp: %s", root,
 			    strerror(e));
 			return -1;
 		}
 	}
-	store_fail(error_r, EEXIST, "%s/tmp: no unique name", st->root);
+	store_fail(error_r, EEXIST, "%s/tmp: no unique name", root);
 	return -1;
 }
 

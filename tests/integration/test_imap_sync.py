@@ -130,3 +130,25 @@ def test_header_search_reads_the_index(imap):
     # A field the cache does not keep is searched in the file.
     assert "* SEARCH 1" in a.cmd(
         "s9", 'SEARCH HEADER MESSAGE-ID "Alpha.topic@"')
+
+
+def test_store_opened_by_the_first_command_that_needs_it(imap):
+    """LOGIN checks that the store opens, then lets it go: an idle
+    logged-in connection holds no index. The next command opens it
+    again; when it cannot, the session ends with BYE [UNAVAILABLE] and
+    the server goes on."""
+    deliver(imap, [message("one")])
+    r = Raw(imap)
+    r.starttls()
+    r.login()
+    root = maildir(imap).parent
+    os.rename(root / "index.db", root / "index.db.away")
+    (root / "index.db").mkdir()
+    r.send("s SELECT INBOX\r\n")
+    line = r.line()
+    assert line.startswith("* BYE [UNAVAILABLE]"), line
+    assert r.closed()
+    (root / "index.db").rmdir()
+    os.rename(root / "index.db.away", root / "index.db")
+    a = raw_session(imap)
+    assert "* SEARCH 1" in a.cmd("q", "SEARCH ALL")
