@@ -59,6 +59,26 @@ odmr_atrn_reset(struct odmr_session *s)
 	s->pull = NULL;
 }
 
+/* What the client sent after ATRN and before our 250 cannot be its
+ * greeting as the server of the turned-around connection: it did not
+ * know yet that the roles would turn. Read as the greeting (or as replies
+ * to our EHLO, MAIL...), it would let a client script its own answers
+ * ahead of time, as plaintext pipelined after STARTTLS would
+ * (CVE-2011-0411). Reading has been paused since ATRN: what is
+ * buffered came with the ATRN line. Octets that reached the socket
+ * during the search stay unread, and cannot be told from a greeting
+ * sent after the 250. */
+static void
+odmr_atrn_discard_early(struct odmr_session *s)
+{
+	size_t junk = conn_input_length(s->conn);
+	if (junk == 0)
+		return;
+	log_info("session=%llu event=atrn-injection-discarded octets=%zu",
+	    (unsigned long long)s->id, junk);
+	conn_drain(s->conn, junk);
+}
+
 static void
 odmr_atrn_found(struct sched_odmr *p, size_t n, void *arg)
 {
@@ -77,6 +97,7 @@ odmr_atrn_found(struct sched_odmr *p, size_t n, void *arg)
 		return;
 	}
 	odmr_reply(s, "250 2.0.0 OK now reversing the connection");
+	odmr_atrn_discard_early(s);
 	if (sched_odmr_deliver(p, s->conn) < 0) {
 		odmr_enter_state(s, ODMR_ST_QUIT);
 		conn_close(s->conn);

@@ -20,6 +20,9 @@ struct odmr_command {
 	const char *name;
 	void (*fn)(struct odmr_session *s, const char *arg);
 	bool needs_ehlo;
+	/* Counts toward [limits] max_junk_commands: the commands a client
+	 * can repeat without an error. */
+	bool junk;
 };
 
 static void odmr_cmd_ehlo(struct odmr_session *s, const char *arg);
@@ -32,25 +35,27 @@ static void odmr_cmd_not_implemented(struct odmr_session *s,
 
 /* RFC 2645 5.1, 5.2: EHLO, AUTH, QUIT, then ATRN. The other commands of
  * SMTP are known and not implemented here (502); anything else is no
- * command at all (500, RFC 5321 4.2.4). */
+ * command at all (500, RFC 5321 4.2.4). Only ATRN moves mail, and a
+ * session that moved some is over: every command a client can repeat
+ * without an error is junk, ATRN too (a 453 or 450 moves nothing). */
 static const struct odmr_command odmr_commands[] = {
-	{ "EHLO", odmr_cmd_ehlo, false },
-	{ "STARTTLS", odmr_cmd_starttls, false },
-	{ "AUTH", odmr_cmd_auth, true },
-	{ "ATRN", odmr_cmd_atrn, true },
-	{ "RSET", odmr_cmd_rset, false },
-	{ "NOOP", odmr_cmd_noop, false },
-	{ "QUIT", odmr_cmd_quit, false },
-	{ "HELO", odmr_cmd_not_implemented, false },
-	{ "MAIL", odmr_cmd_not_implemented, false },
-	{ "RCPT", odmr_cmd_not_implemented, false },
-	{ "DATA", odmr_cmd_not_implemented, false },
-	{ "BDAT", odmr_cmd_not_implemented, false },
-	{ "VRFY", odmr_cmd_not_implemented, false },
-	{ "EXPN", odmr_cmd_not_implemented, false },
-	{ "HELP", odmr_cmd_not_implemented, false },
-	{ "ETRN", odmr_cmd_not_implemented, false },
-	{ "TURN", odmr_cmd_not_implemented, false },
+	{ "EHLO", odmr_cmd_ehlo, false, true },
+	{ "STARTTLS", odmr_cmd_starttls, false, true },
+	{ "AUTH", odmr_cmd_auth, true, true },
+	{ "ATRN", odmr_cmd_atrn, true, true },
+	{ "RSET", odmr_cmd_rset, false, true },
+	{ "NOOP", odmr_cmd_noop, false, true },
+	{ "QUIT", odmr_cmd_quit, false, false },
+	{ "HELO", odmr_cmd_not_implemented, false, false },
+	{ "MAIL", odmr_cmd_not_implemented, false, false },
+	{ "RCPT", odmr_cmd_not_implemented, false, false },
+	{ "DATA", odmr_cmd_not_implemented, false, false },
+	{ "BDAT", odmr_cmd_not_implemented, false, false },
+	{ "VRFY", odmr_cmd_not_implemented, false, false },
+	{ "EXPN", odmr_cmd_not_implemented, false, false },
+	{ "HELP", odmr_cmd_not_implemented, false, false },
+	{ "ETRN", odmr_cmd_not_implemented, false, false },
+	{ "TURN", odmr_cmd_not_implemented, false, false },
 };
 
 static const char *const odmr_state_names[] = {
@@ -137,6 +142,17 @@ odmr_dispatch(struct odmr_session *s, const char *line, size_t len)
 	}
 	if (cmd->needs_ehlo && s->state == ODMR_ST_INIT) {
 		odmr_reply_error(s, "503 5.5.1 Error: send EHLO first");
+		return;
+	}
+	/* As on the smtp listener: past the limit each one is also an
+	 * error, so max_errors ends a session held open with NOOPs. */
+	if (cmd->junk && ++s->junk > s->cfg->max_junk_commands &&
+	    ++s->errors >= s->cfg->max_errors) {
+		log_info("session=%llu event=too-many-commands junk=%u",
+		    (unsigned long long)s->id, s->junk);
+		odmr_reply(s, "421 4.7.0 %s Error: too many commands",
+		    s->cfg->hostname);
+		odmr_close(s);
 		return;
 	}
 	cmd->fn(s, arg);

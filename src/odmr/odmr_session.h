@@ -35,6 +35,7 @@ struct odmr_session {
 	uint64_t id;
 	enum odmr_state state;
 	unsigned errors;
+	unsigned junk;			/* EHLO, NOOP, RSET, ATRN... so far */
 	struct buf line;
 	char *user;			/* canonical, once authenticated */
 	struct auth_session auth;	/* AUTH in progress */

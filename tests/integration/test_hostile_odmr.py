@@ -1,7 +1,7 @@
 """Hostile input on the odmr listener (RFC 2645): ATRN and AUTH out of
 order, AUTH in plaintext, over-long lines, NUL and 8-bit bytes, absurd
-ATRN lists, commands pipelined after STARTTLS, a flood of junk commands
-and a client sending one byte at a time.
+ATRN lists, commands pipelined after STARTTLS, a greeting pipelined after
+ATRN, a flood of junk commands and a client sending one byte at a time.
 
 customer.test is held for alice and nothing is queued, so an accepted
 ATRN ends in 453 and the session goes on. After every case the server
@@ -20,9 +20,12 @@ import time
 
 import pytest
 
-from conftest import LOG_BAD, PASSWORD, TIMEOUT, _Servers, free_port
+from conftest import (LOG_BAD, PASSWORD, TIMEOUT, _Servers, free_port,
+                      wait_until)
 from test_hostile_imap_pop3 import GREET_WITHIN, greets
-from test_odmr import ALICE, HELD, connect, login, starttls, tls_context
+from test_odmr import (ALICE, HELD, act_as_server, attempted, connect,
+                       login, odmr_server, queue_ids, queue_mail, starttls,
+                       tls_context)
 
 LINE_MAX = 510          # ODMR_LINE_MAX: the command line without CRLF
 AUTH_LINE_MAX = 12288   # ODMR_AUTH_LINE_MAX: a SASL response line
@@ -321,12 +324,62 @@ def test_client_hello_pipelined_with_starttls(srv):
     healthy(srv)
 
 
+# ---- the turnaround ---------------------------------------------------------
+
+def nothing_comes(c, seconds=1.0):
+    """The server sends nothing for a while (and does not close)."""
+    c.sock.settimeout(seconds)
+    with pytest.raises((socket.timeout, TimeoutError)):
+        extra = c.sock.recv(100)
+        raise AssertionError("server sent %r" % extra if extra
+                             else "server closed")
+
+
+# What a client could pipeline after ATRN to play the server of the
+# turned-around connection ahead of time: a greeting and the replies to
+# EHLO, MAIL, RCPT and DATA.
+SCRIPTED = (b"220 evil.test ESMTP scripted\r\n250 evil.test\r\n"
+            b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go\r\n"
+            b"250 2.0.0 taken\r\n221 bye\r\n")
+
+
+def test_greeting_pipelined_after_atrn_is_discarded(server):
+    """Sent with ATRN, before the 250 that turns the connection around,
+    a greeting cannot be the client's answer as the server: it is thrown
+    away like plaintext after STARTTLS, and correo waits for the real
+    one."""
+    s = make_server(server)
+    qid = queue_mail(s, ["carol@" + HELD], subject="for carol")
+    assert attempted(s, qid)
+    c = login(s)
+    c.send(b"ATRN " + HELD.encode() + b"\r\n" + SCRIPTED)
+    code, text = c.reply()
+    assert code == 250 and "reversing" in text, (code, text)
+    assert c.buf == b""
+    # Had the scripted greeting been taken, EHLO would follow at once.
+    nothing_comes(c)
+    got = act_as_server(c)
+    assert [t["rcpts"] for t in got] == [["carol@" + HELD]]
+    assert wait_until(lambda: queue_ids(s) == [], TIMEOUT)
+    assert "event=atrn-injection-discarded octets=%d" % len(SCRIPTED) \
+        in s.log_text()
+    healthy(s)
+
+
+def test_commands_pipelined_after_atrn_without_mail_are_read(srv):
+    """With no mail (453) nothing turns around: what followed ATRN is
+    read as commands, as before."""
+    c = login(srv)
+    c.send(b"ATRN " + HELD.encode() + b"\r\nNOOP\r\nQUIT\r\n")
+    assert [r[0] for r in c.replies(3)] == [453, 250, 221]
+    assert c.closed(TIMEOUT)
+    healthy(srv)
+
+
 # ---- junk commands ----------------------------------------------------------
 
 def test_many_junk_commands_end_with_421(server):
-    """Every refused command counts toward [limits] max_errors. NOOP and
-    RSET do not: this listener has no max_junk_commands as SMTP does;
-    command_timeout bounds only the wait for each line."""
+    """Every refused command counts toward [limits] max_errors."""
     s = make_server(server, max_errors=10)
     c = connect(s)
     junk = [b"XYZZY", b"\xff", b"NOOP\x00", b"MAIL FROM:<a@b.test>",
@@ -341,6 +394,63 @@ def test_many_junk_commands_end_with_421(server):
     assert code == 421 and "too many errors" in text, (code, text)
     assert c.closed(TIMEOUT)
     assert c.buf == b""
+    healthy(s)
+
+
+def test_junk_commands_are_limited(server):
+    """Past [limits] max_junk_commands (the smtp listener's), NOOP, RSET
+    and EHLO count as errors, then 421: a client cannot hold the session
+    open with them forever."""
+    s = make_server(server, max_junk_commands=5, max_errors=3)
+    c = connect(s)
+    for line in ("EHLO client.customer.test", "NOOP", "RSET",
+                 "EHLO again.customer.test", "NOOP"):
+        assert c.cmd(line)[0] == 250, line      # 5 free
+    assert c.cmd("RSET")[0] == 250              # errors: 1
+    assert c.cmd("NOOP")[0] == 250              # 2
+    code, text = c.cmd("EHLO client.customer.test")     # 3: the last
+    assert code == 421 and "too many commands" in text, (code, text)
+    assert c.closed(TIMEOUT)
+    assert c.buf == b""
+    assert "event=too-many-commands junk=8" in s.log_text()
+    healthy(s)
+
+
+def test_junk_commands_and_errors_add_up(server):
+    s = make_server(server, max_junk_commands=2, max_errors=3)
+    c = connect(s)
+    c.send(b"NOOP\r\nNOOP\r\nXYZZY\r\nNOOP\r\nNOOP\r\n")
+    codes = [c.reply()[0] for _ in range(5)]
+    assert codes == [250, 250, 500, 250, 421], codes
+    assert c.closed(TIMEOUT)
+    healthy(s)
+
+
+def test_atrn_polling_is_junk(server):
+    """ATRN answered 453 or 450 moves no mail: asked again and again in
+    one session, it counts like NOOP (the login took 4: EHLO, STARTTLS,
+    EHLO, AUTH)."""
+    s = make_server(server, max_junk_commands=7, max_errors=2)
+    c = login(s)
+    assert c.cmd("ATRN " + HELD)[0] == 453      # 5
+    assert c.cmd("ATRN other.test")[0] == 450   # 6
+    assert c.cmd("ATRN")[0] == 453              # 7
+    assert c.cmd("ATRN " + HELD)[0] == 453      # 8, errors: 1
+    code, text = c.cmd("ATRN " + HELD)
+    assert code == 421 and "too many commands" in text, (code, text)
+    assert c.closed(TIMEOUT)
+    healthy(s)
+
+
+def test_junk_limit_default(server):
+    """Without the key: 100 free, then each counts toward max_errors
+    (default 20)."""
+    s = odmr_server(server)
+    c = connect(s)
+    c.send(b"NOOP\r\n" * 120)
+    codes = [c.reply()[0] for _ in range(120)]
+    assert codes == [250] * 119 + [421], codes
+    assert c.closed(TIMEOUT)
     healthy(s)
 
 
