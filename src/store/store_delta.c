@@ -17,16 +17,19 @@
  * tick as a recorded stamp (timestamps have a granularity), or between a
  * transaction's touch and its commit. So a full scan runs at least every
  * STORE_RESCAN_SECS while sessions look at a mailbox: such a change is
- * seen that much later, never lost. Changes through correo itself
- * (IMAP, POP3, SMTP delivery, which goes to new/) are always seen at
- * once. */
+ * seen that much later, never lost. A stamp is only recorded while new/
+ * is empty, so an SMTP delivery (a link into new/ without the lock) is
+ * seen at once even when it lands during another store's transaction. */
 #include "store/store_int.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/xmalloc.h"
 
@@ -107,6 +110,27 @@ store_mbox_touch(struct store *st, const struct store_folder *f,
 	return 0;
 }
 
+/* True when new/ holds no message: a delivery links into new/ without
+ * the index lock, so one that lands between a touch and the commit must
+ * not be covered by the stamp recorded then. */
+static bool
+store_new_empty(int newfd)
+{
+	int fd = openat(newfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *e;
+	bool empty = d != NULL;
+
+	if (d == NULL && fd >= 0)
+		close(fd);
+	while (empty && (e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			empty = false;
+	if (d != NULL)
+		closedir(d);
+	return empty;
+}
+
 void
 store_stamps_save(struct store *st)
 {
@@ -115,7 +139,8 @@ store_stamps_save(struct store *st)
 	for (size_t i = 0; i < st->ntouched; i++) {
 		const struct store_touched *t = &st->touched[i];
 		bool keep = (t->clean || t->scan) &&
-		    store_stamp_now(t->curfd, t->newfd, stamp);
+		    store_stamp_now(t->curfd, t->newfd, stamp) &&
+		    store_new_empty(t->newfd);
 		sqlite3_stmt *s = store_sql(st, SQL_MBOX_STAMP_SET);
 		store_bind_int(s, 1, t->mbox_id);
 		if (keep)
