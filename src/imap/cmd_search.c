@@ -383,7 +383,7 @@ search_cached_header(struct search_ctx *x, const struct imap_search_key *k)
 		return -1;
 	if (x->hdrs == NULL) {
 		x->hdrs = store_hdrs_open(x->s->store, x->s->view.name,
-		    x->m->uid, &error);
+		    x->s->view.uidvalidity, x->m->uid, &error);
 		if (x->hdrs == NULL) {
 			x->hdrs_failed = true;
 			free(error);

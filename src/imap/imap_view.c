@@ -385,6 +385,13 @@ imap_view_delta_apply(struct imap_session *s, struct store_changes *ch)
 			imap_view_note_keywords(s, sm->keywords);
 			changed[nchanged++] = (size_t)at;
 		}
+		/* The index does not know other programs' letters. */
+		char *kept = m->path != NULL ?
+		    store_path_keep_letters(sm->path, m->path) : NULL;
+		if (kept != NULL) {
+			free(sm->path);
+			sm->path = kept;
+		}
 		imap_view_take(m, sm);
 	}
 	if (v->count != old_count)
@@ -405,7 +412,9 @@ imap_view_sync_delta(struct imap_session *s, bool allow_expunge)
 	int r = store_mailbox_changes(s->store, v->name, v->uidvalidity,
 	    v->synced_modseq, &ch, &err);
 	if (r <= 0) {
-		if (r < 0)
+		/* A mailbox deleted or renamed since: the full sync shows
+		 * it empty, without a warning per command. */
+		if (r < 0 && errno != ENOENT)
 			log_warnx("session=%llu event=imap-delta-failed "
 			    "error=\"%s\"", (unsigned long long)s->id,
 			    err ? err : "?");

@@ -89,8 +89,10 @@ static const char *const store_sql_text[SQL_COUNT] = {
 	    "scanned = max(scanned, ?3) WHERE id = ?1",
 	[SQL_MSG_CHANGED] = "SELECT " STORE_MSG_COLS " FROM messages "
 	    "WHERE mailbox_id = ?1 AND modseq > ?2 ORDER BY uid",
+	[SQL_HDRSEARCH_SET] = "UPDATE messages SET hdrsearch = ?3 "
+	    "WHERE mailbox_id = ?1 AND uid = ?2 AND hdrsearch IS NULL",
 	[SQL_HDRSEARCH_LIST] = "SELECT uid, hdrsearch FROM messages "
-	    "WHERE mailbox_id = ?1 AND uid >= ?2 ORDER BY uid",
+	    "WHERE mailbox_id = ?1 AND uid >= ?2 ORDER BY uid LIMIT ?3",
 	[SQL_VANISHED_ADD] = "INSERT OR REPLACE INTO vanished(mailbox_id, "
 	    "uid, modseq) VALUES(?1, ?2, ?3)",
 	[SQL_VANISHED_LIST] = "SELECT uid FROM vanished "

@@ -296,10 +296,12 @@ int store_msg_summary(struct store *st, const char *mailbox, uint32_t uid,
  * mailbox's messages, read in one pass: open, then ask for UIDs in
  * ascending order. store_hdrs_get gives 1 with the cache (valid until the
  * next call), 0 when the message has none (or is not in the index), -1
- * on an error. Nothing else may use st between open and close. */
+ * on an error. Open fails with ESTALE when the mailbox's UIDVALIDITY is
+ * no longer uidvalidity. The rows are read in batches, so st may be used
+ * for anything else between calls. */
 struct store_hdrs;
 struct store_hdrs *store_hdrs_open(struct store *st, const char *mailbox,
-    uint32_t first_uid, char **error_r);
+    uint32_t uidvalidity, uint32_t first_uid, char **error_r);
 int store_hdrs_get(struct store_hdrs *h, uint32_t uid, const void **cache,
     size_t *len);
 void store_hdrs_close(struct store_hdrs *h);
@@ -309,5 +311,11 @@ void store_hdrs_close(struct store_hdrs *h);
  * part before ':'), which is the same message under new flags. A file
  * descriptor, or -1 with errno (ENOENT: the message was expunged). */
 int store_msg_open(const char *path);
+/* path names a message's file as the index knows it (the base and our
+ * flag letters); old, a path the same message had before, may carry
+ * other programs' letters (keywords of another Maildir reader), which a
+ * flag change keeps. The path with them kept (malloc'd), or NULL when
+ * old is another message's or path needs nothing. */
+char *store_path_keep_letters(const char *path, const char *old);
 
 #endif

@@ -208,6 +208,25 @@ store_summary_compute(struct store *st, const struct store_folder *f,
 	return r;
 }
 
+int
+store_hdrcache_compute(struct store *st, const struct store_folder *f,
+    int64_t mbox_id, uint32_t uid, char **cache_r, size_t *len_r,
+    char **error_r)
+{
+	struct mime_summary sum;
+
+	*cache_r = NULL;
+	*len_r = 0;
+	memset(&sum, 0, sizeof(sum));
+	if (store_summary_compute(st, f, mbox_id, uid, &sum, error_r) < 0)
+		return -1;
+	*cache_r = sum.hdrcache;
+	*len_r = sum.hdrcache_len;
+	sum.hdrcache = NULL;
+	mime_summary_free(&sum);
+	return 0;
+}
+
 /* Computes a summary missing from the index and keeps it there. */
 static int
 store_summary_fill_one(struct store *st, const char *name, int64_t mbox_id,

@@ -17,9 +17,11 @@
  * tick as a recorded stamp (timestamps have a granularity), or between a
  * transaction's touch and its commit. So a full scan runs at least every
  * STORE_RESCAN_SECS while sessions look at a mailbox: such a change is
- * seen that much later, never lost. A stamp is only recorded while new/
- * is empty, so an SMTP delivery (a link into new/ without the lock) is
- * seen at once even when it lands during another store's transaction. */
+ * seen that much later, never lost (a store whose load snapshot still
+ * holds needs no rescan: the snapshot's scan was one). A stamp is only
+ * recorded while new/ is empty, so an SMTP delivery (a link into new/
+ * without the lock) is seen at once even when it lands during another
+ * store's transaction. */
 #include "store/store_int.h"
 
 #include <dirent.h>
@@ -236,11 +238,15 @@ store_mailbox_changes(struct store *st, const char *mailbox,
 		out->uidvalidity = (uint32_t)sqlite3_column_int64(s, 1);
 		out->uidnext = (uint32_t)sqlite3_column_int64(s, 2);
 		out->highestmodseq = (uint64_t)sqlite3_column_int64(s, 3);
+		int64_t id = sqlite3_column_int64(s, 0);
+		/* A quiet mailbox: no store has scanned it for a while,
+		 * but this store's snapshot proves nothing changed. */
 		if (rec != NULL && strcmp((const char *)rec, stamp) == 0 &&
 		    out->uidvalidity == uidvalidity &&
-		    scanned <= now && now - scanned < STORE_RESCAN_SECS)
+		    ((scanned <= now && now - scanned < STORE_RESCAN_SECS) ||
+		    store_snap_covers(st, f, id, out->uidvalidity,
+		    out->uidnext, out->highestmodseq)))
 			r = 1;
-		int64_t id = sqlite3_column_int64(s, 0);
 		sqlite3_reset(s);
 		if (r == 1 && out->highestmodseq > since &&
 		    store_changes_read(st, f, id, since, out, error_r) < 0)

@@ -270,6 +270,30 @@ store_name_build(char *out, const char *base, size_t baselen,
 	return w < 0 || w > STORE_NAME_MAX ? -1 : 0;
 }
 
+char *
+store_path_keep_letters(const char *path, const char *old)
+{
+	char name[STORE_NAME_MAX + 1];
+	const char *slash = strrchr(path, '/'), *oslash = strrchr(old, '/');
+
+	if (slash == NULL || oslash == NULL || slash - path != oslash - old ||
+	    strncmp(path, old, (size_t)(slash - path)) != 0)
+		return NULL;
+	const char *base = slash + 1, *obase = oslash + 1;
+	size_t baselen = strcspn(base, ":");
+	const char *letters = store_name_letters(base);
+	const char *oletters = store_name_letters(obase);
+	if (strcspn(obase, ":") != baselen ||
+	    strncmp(base, obase, baselen) != 0 || oletters == NULL ||
+	    oletters[strspn(oletters, "DFRST")] == '\0')
+		return NULL;
+	unsigned flags = letters != NULL ? store_flags_parse(letters) : 0;
+	if (store_name_build(name, base, baselen, flags, oletters) < 0 ||
+	    strcmp(name, base) == 0)
+		return NULL;
+	return x_asprintf("%.*s/%s", (int)(slash - path), path, name);
+}
+
 /* ---- keywords ----------------------------------------------------------- */
 
 /* RFC 9051 flag-keyword: an atom (no atom-specials), so never "\..." and

@@ -694,6 +694,21 @@ store_snap_hit(struct store *st, const struct store_folder *f,
 	return 1;
 }
 
+bool
+store_snap_covers(const struct store *st, const struct store_folder *f,
+    int64_t id, uint32_t uidvalidity, uint32_t uidnext,
+    uint64_t highestmodseq)
+{
+	const struct store_snap *sn = &st->snap;
+
+	return sn->name != NULL && strcmp(sn->name, f->name) == 0 &&
+	    store_stamp_equal(&sn->cur_st, &f->cur_st) &&
+	    store_stamp_equal(&sn->new_st, &f->new_st) &&
+	    sn->mb.id == id && sn->mb.uidvalidity == uidvalidity &&
+	    sn->mb.uidnext == uidnext &&
+	    sn->mb.highestmodseq == highestmodseq;
+}
+
 /* Keeps a copy of a full load's result when cur/ and new/ did not change
  * since f's stats (taken before the scan) and those are old enough. */
 static void

@@ -127,6 +127,12 @@ def test_header_search_reads_the_index(imap):
     assert "* SEARCH" in a.cmd("s6", 'SEARCH SUBJECT "alpha"')
     assert "* SEARCH 2" in a.cmd("s7", 'SEARCH SUBJECT "beta"')
     assert "* SEARCH 2" in a.cmd("s8", 'SEARCH CC "carol"')
+    # ... and that SEARCH made message 2 its cache, kept in the index.
+    db = sqlite3.connect(str(maildir(imap).parent / "index.db"), timeout=10)
+    (blob,) = db.execute(
+        "SELECT hdrsearch FROM messages WHERE uid = 2").fetchone()
+    db.close()
+    assert blob is not None and b"beta topic" in blob, blob
     # A field the cache does not keep is searched in the file.
     assert "* SEARCH 1" in a.cmd(
         "s9", 'SEARCH HEADER MESSAGE-ID "Alpha.topic@"')
@@ -152,3 +158,22 @@ def test_store_opened_by_the_first_command_that_needs_it(imap):
     os.rename(root / "index.db.away", root / "index.db")
     a = raw_session(imap)
     assert "* SEARCH 1" in a.cmd("q", "SEARCH ALL")
+
+
+def test_selected_mailbox_deleted_by_another_session(imap):
+    """The selected mailbox deleted elsewhere reads as empty at the next
+    command, quietly: no warning in the log for every command after."""
+    b = login(imap)
+    ok(b.create("Gone"))
+    ok(b.append("Gone", None, None, b"Subject: x\r\n\r\nbody\r\n"))
+    a = Raw(imap)
+    a.starttls()
+    a.login()
+    assert a.cmd("s", "SELECT Gone")[-1].startswith("s OK")
+    ok(b.delete("Gone"))
+    lines = a.cmd("n1", "NOOP")
+    assert "* 1 EXPUNGE" in lines, lines
+    for i in range(3):
+        assert a.cmd("n%d" % (i + 2), "NOOP")[-1].startswith("n")
+    b.logout()
+    assert "imap-delta-failed" not in imap.log_text()

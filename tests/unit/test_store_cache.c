@@ -23,27 +23,6 @@ teardown(void **state)
 	return fx_teardown(state);
 }
 
-/* Waits until cur/ and new/ of dir last changed long enough ago for a
- * load to keep a snapshot (store_scan.c: STORE_SNAP_AGE, 2 s). */
-static void
-wait_settled(const char *dir)
-{
-	char path[1024];
-	struct stat sb;
-	time_t last = 0;
-
-	for (int i = 0; i < 2; i++) {
-		snprintf(path, sizeof(path), "%s/%s", dir, i ? "new" : "cur");
-		assert_int_equal(stat(path, &sb), 0);
-		if (sb.st_mtime > last)
-			last = sb.st_mtime;
-		if (sb.st_ctime > last)
-			last = sb.st_ctime;
-	}
-	while (time(NULL) < last + 2)
-		usleep(100000);
-}
-
 static void
 same_mailbox(const struct store_mailbox *a, const struct store_mailbox *b)
 {
@@ -72,7 +51,7 @@ test_snapshot_sees_changes(void **state)
 	fx_load(st, "INBOX", &a);
 	assert_int_equal(a.count, 3);
 	store_mailbox_free(&a);
-	wait_settled(fx->root);
+	fx_wait_settled(fx->root);
 	fx_load(st, "INBOX", &a);	/* full, kept */
 	fx_load(st, "INBOX", &b);	/* from the snapshot */
 	same_mailbox(&a, &b);
@@ -99,7 +78,7 @@ test_snapshot_sees_changes(void **state)
 	store_mailbox_free(&a);
 
 	/* A Maildir reader's rename in cur/, with a snapshot kept again. */
-	wait_settled(fx->root);
+	fx_wait_settled(fx->root);
 	fx_load(st, "INBOX", &a);
 	fx_load(st, "INBOX", &b);
 	same_mailbox(&a, &b);

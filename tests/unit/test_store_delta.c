@@ -3,10 +3,13 @@
  * behind the index (a Maildir reader, a delivery) or a due rescan makes
  * it answer "load instead"; and the header search cache (SEARCH FROM,
  * SUBJECT...) is kept for every message indexed. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -215,6 +218,37 @@ test_rescan_due(void **state)
 	store_close(st);
 }
 
+/* A quiet mailbox: the rescan is due, but the store's load snapshot
+ * proves nothing changed, so the changes are still read from the index;
+ * a delivery behind the index still makes it load. */
+static void
+test_quiet_mailbox(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx_open(fx), *other = fx_open(fx);
+	struct store_mailbox mb, again;
+	struct store_changes ch;
+
+	three(fx, st, &mb);
+	fx_wait_settled(fx->root);
+	fx_load(st, "INBOX", &again);	/* keeps a snapshot */
+	set_scanned(fx, (long long)time(NULL) - STORE_RESCAN_SECS);
+	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
+	    1);
+	assert_int_equal(ch.count, 0);
+	store_changes_free(&ch);
+	/* Another store has no snapshot: it must scan. */
+	assert_int_equal(changes(other, mb.uidvalidity, mb.highestmodseq,
+	    &ch), 0);
+	fx_put(fx->root, "new", "4.d", 1003);
+	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
+	    0);
+	store_mailbox_free(&again);
+	store_mailbox_free(&mb);
+	store_close(other);
+	store_close(st);
+}
+
 /* The header search cache answers as the file does. */
 static void
 test_header_cache_matches_file(void **state)
@@ -304,7 +338,8 @@ test_header_cache_in_index(void **state)
 	char *err = NULL;
 
 	three(fx, st, &mb);
-	struct store_hdrs *h = store_hdrs_open(st, "INBOX", 1, &err);
+	struct store_hdrs *h = store_hdrs_open(st, "INBOX", mb.uidvalidity, 1,
+	    &err);
 	assert_non_null(h);
 	assert_int_equal(store_hdrs_get(h, 1, &cache, &len), 1);
 	assert_int_equal(mime_hdrcache_match(cache, len, "Subject", "1.A",
@@ -320,6 +355,128 @@ test_header_cache_in_index(void **state)
 	store_close(st);
 }
 
+/* More messages than one batch of rows, with the store used between
+ * reads (SEARCH computes summaries as it goes); a stale UIDVALIDITY is
+ * refused. */
+static void
+test_header_cache_batches(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx_open(fx);
+	struct store_mailbox mb;
+	struct mime_summary sum;
+	const void *cache;
+	size_t len;
+	char *err = NULL, name[32];
+
+	for (int i = 0; i < 600; i++) {
+		snprintf(name, sizeof(name), "%04d.m", i);
+		fx_put(fx->root, "new", name, 1000 + i);
+	}
+	fx_load(st, "INBOX", &mb);
+	assert_int_equal(mb.count, 600);
+	struct store_hdrs *h = store_hdrs_open(st, "INBOX",
+	    mb.uidvalidity + 1, 1, &err);
+	assert_null(h);
+	assert_int_equal(errno, ESTALE);
+	free(err);
+	err = NULL;
+	h = store_hdrs_open(st, "INBOX", mb.uidvalidity, 1, &err);
+	assert_non_null(h);
+	for (size_t i = 0; i < mb.count; i += 1 + i % 3) {
+		const char *base = strrchr(mb.msgs[i].path, '/') + 1;
+		assert_int_equal(store_hdrs_get(h, mb.msgs[i].uid, &cache,
+		    &len), 1);
+		assert_int_equal(mime_hdrcache_match(cache, len, "Subject",
+		    base, 6), 1);
+		assert_int_equal(store_msg_summary(st, "INBOX",
+		    mb.msgs[i].uid, &sum, &err), 0);
+		mime_summary_free(&sum);
+	}
+	assert_int_equal(store_hdrs_get(h, mb.uidnext, &cache, &len), 0);
+	store_hdrs_close(h);
+	store_mailbox_free(&mb);
+	store_close(st);
+}
+
+/* Runs sql on the fixture's index; the count of rows the first column
+ * of a SELECT gives, or 0. */
+static long long
+index_sql(struct fixture *fx, const char *sql)
+{
+	char path[512];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	long long v = 0;
+
+	snprintf(path, sizeof(path), "%s/index.db", fx->root);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Rows of an index made before the cache (schema version 2) get one
+ * made from their files, kept in the index when the reader closes. */
+static void
+test_header_cache_backfill(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx_open(fx);
+	struct store_mailbox mb;
+	const void *cache;
+	size_t len;
+	char *err = NULL;
+
+	three(fx, st, &mb);
+	index_sql(fx, "UPDATE messages SET hdrsearch = NULL");
+	assert_int_equal(index_sql(fx, "SELECT count(*) FROM messages "
+	    "WHERE hdrsearch IS NULL"), 3);
+	struct store_hdrs *h = store_hdrs_open(st, "INBOX", mb.uidvalidity, 1,
+	    &err);
+	assert_non_null(h);
+	assert_int_equal(store_hdrs_get(h, 2, &cache, &len), 1);
+	assert_int_equal(mime_hdrcache_match(cache, len, "Subject", "2.B",
+	    3), 1);
+	assert_int_equal(store_hdrs_get(h, 3, &cache, &len), 1);
+	store_hdrs_close(h);
+	assert_int_equal(index_sql(fx, "SELECT count(*) FROM messages "
+	    "WHERE hdrsearch IS NULL"), 1);
+	assert_int_equal(index_sql(fx, "SELECT count(*) FROM messages "
+	    "WHERE hdrsearch IS NULL AND uid = 1"), 1);
+	store_mailbox_free(&mb);
+	store_close(st);
+}
+
+/* A path rebuilt from the index keeps the letters another Maildir
+ * reader gave the file (as the store's rename does), and only those. */
+static void
+test_path_keep_letters(void **state)
+{
+	(void)state;
+	char *p = store_path_keep_letters("/m/cur/1.x:2,S", "/m/cur/1.x:2,ab");
+	assert_string_equal(p, "/m/cur/1.x:2,Sab");
+	free(p);
+	p = store_path_keep_letters("/m/cur/1.x:2,", "/m/cur/1.x:2,FPa");
+	assert_string_equal(p, "/m/cur/1.x:2,Pa");
+	free(p);
+	/* Nothing to keep, another message, another folder. */
+	assert_null(store_path_keep_letters("/m/cur/1.x:2,S",
+	    "/m/cur/1.x:2,FR"));
+	assert_null(store_path_keep_letters("/m/cur/1.x:2,S",
+	    "/m/cur/1.x"));
+	assert_null(store_path_keep_letters("/m/cur/1.x:2,S",
+	    "/m/cur/1.xy:2,a"));
+	assert_null(store_path_keep_letters("/m/cur/1.x:2,S",
+	    "/n/cur/1.x:2,a"));
+	assert_null(store_path_keep_letters("/m/cur/1.x:2,Sa",
+	    "/m/cur/1.x:2,a"));
+}
+
 int
 main(void)
 {
@@ -330,10 +487,17 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rescan_due, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_quiet_mailbox, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_header_cache_matches_file,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_header_cache_in_index,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_cache_batches,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_header_cache_backfill,
+		    setup, teardown),
+		cmocka_unit_test(test_path_keep_letters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

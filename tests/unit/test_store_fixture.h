@@ -143,6 +143,27 @@ fx_folder(struct fixture *fx, const char *entry, char *out, size_t n)
 	return out;
 }
 
+/* Waits until cur/ and new/ of dir last changed long enough ago for a
+ * load to keep a snapshot (store_scan.c: STORE_SNAP_AGE, 2 s). */
+static inline void
+fx_wait_settled(const char *dir)
+{
+	char path[1024];
+	struct stat sb;
+	time_t last = 0;
+
+	for (int i = 0; i < 2; i++) {
+		snprintf(path, sizeof(path), "%s/%s", dir, i ? "new" : "cur");
+		assert_int_equal(stat(path, &sb), 0);
+		if (sb.st_mtime > last)
+			last = sb.st_mtime;
+		if (sb.st_ctime > last)
+			last = sb.st_ctime;
+	}
+	while (time(NULL) < last + 2)
+		usleep(100000);
+}
+
 static inline const struct store_msg *
 fx_uid(const struct store_mailbox *mb, uint32_t uid)
 {
