@@ -4,6 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -44,6 +48,104 @@ fs_fsync_dir(const char *path)
 	close(fd);
 	errno = e;
 	return r;
+}
+
+/* ---- shared directory fsyncs ---------------------------------------------
+ *
+ * Deliveries into one Maildir each link a file into new/ and then need
+ * new/ durable. An fsync of a directory makes durable every entry made
+ * in it before the fsync began; so under load one fsync can serve all
+ * the deliveries whose link was made while another fsync ran. A caller
+ * needs the first fsync that starts after its call (generation
+ * started + 1 as it arrives); one caller at a time runs it, the others
+ * wait for it. A failed fsync fails every caller it was to serve. */
+
+#define FS_DIRSYNC_SLOTS	32
+
+struct fs_dirsync {
+	char path[PATH_MAX];	/* "" when free */
+	unsigned users;
+	bool running;
+	uint64_t started, done;	/* generations */
+	uint64_t failed;	/* the last that failed */
+	int error;		/* its errno */
+};
+
+static pthread_mutex_t fs_dirsync_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fs_dirsync_cv = PTHREAD_COND_INITIALIZER;
+static struct fs_dirsync fs_dirsyncs[FS_DIRSYNC_SLOTS];
+static atomic_ulong fs_dirsync_runs;
+
+static struct fs_dirsync *
+fs_dirsync_slot(const char *path)
+{
+	struct fs_dirsync *free_slot = NULL;
+
+	for (size_t i = 0; i < FS_DIRSYNC_SLOTS; i++) {
+		struct fs_dirsync *d = &fs_dirsyncs[i];
+		if (d->users > 0 && strcmp(d->path, path) == 0)
+			return d;
+		if (d->users == 0 && free_slot == NULL)
+			free_slot = d;
+	}
+	if (free_slot != NULL) {
+		memset(free_slot, 0, sizeof(*free_slot));
+		memcpy(free_slot->path, path, strlen(path) + 1);
+	}
+	return free_slot;
+}
+
+int
+fs_fsync_dir_shared(const char *path)
+{
+	if (strlen(path) >= PATH_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	pthread_mutex_lock(&fs_dirsync_mu);
+	struct fs_dirsync *d = fs_dirsync_slot(path);
+	if (d == NULL) {	/* more directories than slots at once */
+		pthread_mutex_unlock(&fs_dirsync_mu);
+		atomic_fetch_add(&fs_dirsync_runs, 1);
+		return fs_fsync_dir(path);
+	}
+	d->users++;
+	uint64_t need = d->started + 1;
+	while (d->done < need) {
+		if (d->running) {
+			pthread_cond_wait(&fs_dirsync_cv, &fs_dirsync_mu);
+			continue;
+		}
+		d->running = true;
+		uint64_t gen = ++d->started;
+		pthread_mutex_unlock(&fs_dirsync_mu);
+		atomic_fetch_add(&fs_dirsync_runs, 1);
+		int r = fs_fsync_dir(path);
+		int e = errno;
+		pthread_mutex_lock(&fs_dirsync_mu);
+		d->running = false;
+		d->done = gen;
+		if (r < 0) {
+			d->failed = gen;
+			d->error = e;
+		}
+		pthread_cond_broadcast(&fs_dirsync_cv);
+	}
+	/* Generations run one at a time, so need's was the one that
+	 * served; a later failure also counts (conservative). */
+	int r = d->failed >= need ? -1 : 0;
+	int e = d->error;
+	d->users--;
+	pthread_mutex_unlock(&fs_dirsync_mu);
+	if (r < 0)
+		errno = e;
+	return r;
+}
+
+unsigned long
+fs_fsync_dir_shared_runs(void)
+{
+	return atomic_load(&fs_dirsync_runs);
 }
 
 int

@@ -10,6 +10,13 @@
 int fs_mkdir_p(const char *path, mode_t mode);
 /* fsync(2) on a directory; 0 or -1 with errno. */
 int fs_fsync_dir(const char *path);
+/* fs_fsync_dir, shared between threads: returns once an fsync of path
+ * that began after the call has ended, which may be another caller's.
+ * For many threads making entries in one directory (deliveries into a
+ * Maildir's new/). */
+int fs_fsync_dir_shared(const char *path);
+/* How many fsyncs fs_fsync_dir_shared has run (for tests and logs). */
+unsigned long fs_fsync_dir_shared_runs(void);
 /* fsync the directory that holds path. */
 int fs_fsync_parent(const char *path);
 /* write(2) all of p, retrying on EINTR and short writes; 0 or -1. */

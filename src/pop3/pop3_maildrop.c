@@ -338,6 +338,9 @@ pop3_update_done(void *arg)
 		pop3_session_release(s);
 		return;
 	}
+	/* The maildrop is free before the client reads the reply: it may
+	 * log in again at once (fetchmail does). */
+	pop3_release_maildrop(s);
 	if (s->job_status < 0) {
 		log_warnx("session=%llu user=%s event=update-failed "
 		    "error=\"%s\"", (unsigned long long)s->id, s->user,
@@ -360,6 +363,7 @@ pop3_quit_update(struct pop3_session *s)
 	for (size_t i = 0; i < s->mb.count; i++)
 		n += s->deleted[i];
 	if (n == 0) {
+		pop3_release_maildrop(s);
 		pop3_reply(s, "+OK Logging out");
 		pop3_close(s);
 		return;

@@ -1,4 +1,5 @@
-/* Maildir delivery: link into new/, fsync new/. */
+/* Maildir delivery: link into new/, fsync new/ (one fsync for the
+ * deliveries that wait for it together, fs_fsync_dir_shared). */
 #include "store/maildir.h"
 
 #include <errno.h>
@@ -165,5 +166,5 @@ maildir_deliver(const char *path, const char *src, uint64_t size,
 			return -1;
 		break;
 	}
-	return fs_fsync_dir(newdir);
+	return fs_fsync_dir_shared(newdir);
 }

@@ -461,7 +461,8 @@ def test_pop3_dele_quit_keeps_messages_when_unlink_fails(faulty, spec):
     assert sorted(stored(srv, ALICE)) == ["p0", "p1", "p2"]
     srv.faults.off()
     p = Pop(srv)
-    assert p.login().startswith("+OK")
+    r = p.login()
+    assert r.startswith("+OK"), r
     assert p.cmd("STAT").startswith("+OK 3 "), "index and files differ"
     for n in (1, 2, 3):
         assert p.cmd("DELE %d" % n).startswith("+OK")

@@ -592,6 +592,22 @@ def test_maildrop_lock(pop):
     d.cmd("QUIT")
 
 
+def test_login_again_right_after_quit(pop):
+    """The maildrop is free once the QUIT reply is read: a client that
+    logs in again at once (fetchmail polling) is not told IN-USE, after
+    a QUIT with or without deletions (UPDATE)."""
+    deliver(pop, [message("m%d" % i) for i in range(10)])
+    for i in range(20):
+        c = session(pop, tls="ssl" if i % 3 == 0 else "stls")
+        if i % 2:
+            assert c.cmd("DELE 1").startswith("+OK")
+        r = c.cmd("QUIT")
+        assert r.startswith("+OK"), r
+    c = session(pop)
+    assert c.cmd("STAT").startswith("+OK 0 ")
+    c.cmd("QUIT")
+
+
 def test_lock_released_when_client_drops(pop):
     a = session(pop)
     a.close()

@@ -1,13 +1,20 @@
 /* core/: buffers, numbers and sizes, string helpers, lists. */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/buf.h"
+#include "core/fs.h"
 #include "core/strlist.h"
 #include "core/util.h"
 
@@ -95,11 +102,71 @@ test_strlist(void **state)
 	assert_int_equal(l.n, 0);
 }
 
+/* Shared directory fsyncs: every caller returns once an fsync that
+ * began after its call has ended; many callers at once need fewer
+ * fsyncs than calls; a failure reaches the callers it was to serve. */
+#define SHARED_THREADS	8
+#define SHARED_CALLS	200
+
+static char shared_dir[64];
+
+static void *
+shared_caller(void *arg)
+{
+	long *failures = arg;
+
+	for (int i = 0; i < SHARED_CALLS; i++) {
+		char path[128];
+		snprintf(path, sizeof(path), "%s/f%lx.%d", shared_dir,
+		    (unsigned long)pthread_self(), i);
+		FILE *f = fopen(path, "w");
+		if (f == NULL || fclose(f) != 0 ||
+		    fs_fsync_dir_shared(shared_dir) < 0)
+			(*failures)++;
+		unlink(path);
+	}
+	return NULL;
+}
+
+static void
+test_fsync_dir_shared(void **state)
+{
+	pthread_t t[SHARED_THREADS];
+	long failures[SHARED_THREADS] = { 0 };
+	(void)state;
+
+	snprintf(shared_dir, sizeof(shared_dir), "/var/tmp/correo-fs.XXXXXX");
+	assert_non_null(mkdtemp(shared_dir));
+	unsigned long before = fs_fsync_dir_shared_runs();
+	for (int i = 0; i < SHARED_THREADS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, shared_caller,
+		    &failures[i]), 0);
+	for (int i = 0; i < SHARED_THREADS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(failures[i], 0);
+	}
+	unsigned long runs = fs_fsync_dir_shared_runs() - before;
+	print_message("shared dir fsync: %lu fsyncs for %d calls\n", runs,
+	    SHARED_THREADS * SHARED_CALLS);
+	assert_true(runs > 0);
+	assert_true(runs <= SHARED_THREADS * SHARED_CALLS);
+	assert_int_equal(rmdir(shared_dir), 0);
+	errno = 0;
+	assert_int_equal(fs_fsync_dir_shared(shared_dir), -1);
+	assert_int_equal(errno, ENOENT);
+	/* The slot of a failed directory is free again: it works once the
+	 * directory is back. */
+	assert_int_equal(mkdir(shared_dir, 0700), 0);
+	assert_int_equal(fs_fsync_dir_shared(shared_dir), 0);
+	assert_int_equal(rmdir(shared_dir), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf),
+		cmocka_unit_test(test_fsync_dir_shared),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_strlist),
