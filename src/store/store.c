@@ -653,8 +653,14 @@ store_setup(struct store *st, char **error_r)
 		usleep(20000);
 		wal = store_wal(st, error_r);
 	}
+	/* Pages read through a shared mapping, not copied by pread into
+	 * each connection's cache: SEARCH and SELECT walk every row of a
+	 * mailbox. (An I/O error on the index file then ends the process
+	 * with SIGBUS instead of failing one command; what was
+	 * acknowledged is on disk either way.) */
 	if (wal < 0 ||
 	    store_exec(st, "PRAGMA synchronous=NORMAL", error_r) < 0 ||
+	    store_exec(st, "PRAGMA mmap_size=" STORE_MMAP_SIZE, error_r) < 0 ||
 	    store_begin(st, error_r) < 0)
 		return -1;
 	return store_finish(st, store_setup_locked(st, error_r), error_r);

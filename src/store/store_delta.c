@@ -11,7 +11,10 @@
  * When they do not (a Maildir reader renamed a file, a delivery linked
  * one into new/), the stamps are cleared, and the next session to look
  * makes a full scan, which records them again. A reader whose stamps
- * match the recorded ones may trust the index.
+ * match the recorded ones may trust the index. A reader that finds them
+ * different looks again holding the write lock: another store may have
+ * been between its change and its commit, and a scan of 10,000 entries
+ * costs far more than that wait.
  *
  * What this cannot see: a change by another program in the same clock
  * tick as a recorded stamp (timestamps have a granularity), or between a
@@ -212,58 +215,103 @@ store_changes_read(struct store *st, const struct store_folder *f,
 	    &out->nvanished, error_r);
 }
 
-int
-store_mailbox_changes(struct store *st, const char *mailbox,
-    uint32_t uidvalidity, uint64_t since, struct store_changes *out,
-    char **error_r)
-{
-	const struct store_folder *f;
-	char stamp[STORE_STAMP_MAX];
-	int r = 0;
+/* What the index row says of folder f: STORE_TRUST_YES when the index
+ * may be trusted (out has the row's values and *id), STORE_TRUST_RACE
+ * when the stamps differ (another store may be between its change and
+ * its commit), STORE_TRUST_NO otherwise; -1 on an error. Inside a
+ * transaction. */
+enum { STORE_TRUST_NO, STORE_TRUST_YES, STORE_TRUST_RACE };
 
-	memset(out, 0, sizeof(*out));
-	if ((f = store_folder_open(st, mailbox, error_r)) == NULL)
-		return -1;
-	store_stamp_format(stamp, &f->cur_st, &f->new_st);
-	/* One read transaction: the row and the rows it counts agree. */
-	if (store_exec(st, "BEGIN", error_r) < 0)
-		return -1;
+static int
+store_trust(struct store *st, const struct store_folder *f,
+    uint32_t uidvalidity, struct store_mbox *mb, char **error_r)
+{
+	char stamp[STORE_STAMP_MAX];
 	sqlite3_stmt *s = store_sql(st, SQL_MBOX_DELTA);
+	int r = STORE_TRUST_NO;
+
+	memset(mb, 0, sizeof(*mb));
+	if (!store_stamp_now(f->curfd, f->newfd, stamp))
+		return STORE_TRUST_NO;
 	store_bind_text(s, 1, f->name, strlen(f->name));
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
 		const unsigned char *rec = sqlite3_column_text(s, 4);
 		int64_t scanned = sqlite3_column_int64(s, 5);
 		int64_t now = (int64_t)time(NULL);
-		out->uidvalidity = (uint32_t)sqlite3_column_int64(s, 1);
-		out->uidnext = (uint32_t)sqlite3_column_int64(s, 2);
-		out->highestmodseq = (uint64_t)sqlite3_column_int64(s, 3);
-		int64_t id = sqlite3_column_int64(s, 0);
+		mb->id = sqlite3_column_int64(s, 0);
+		mb->uidvalidity = (uint32_t)sqlite3_column_int64(s, 1);
+		mb->uidnext = (uint32_t)sqlite3_column_int64(s, 2);
+		mb->highestmodseq = (uint64_t)sqlite3_column_int64(s, 3);
+		bool same = rec != NULL && strcmp((const char *)rec, stamp) == 0;
 		/* A quiet mailbox: no store has scanned it for a while,
 		 * but this store's snapshot proves nothing changed. */
-		if (rec != NULL && strcmp((const char *)rec, stamp) == 0 &&
-		    out->uidvalidity == uidvalidity &&
-		    ((scanned <= now && now - scanned < STORE_RESCAN_SECS) ||
-		    store_snap_covers(st, f, id, out->uidvalidity,
-		    out->uidnext, out->highestmodseq)))
-			r = 1;
-		sqlite3_reset(s);
-		if (r == 1 && out->highestmodseq > since &&
-		    store_changes_read(st, f, id, since, out, error_r) < 0)
+		if (uidvalidity != 0 && mb->uidvalidity != uidvalidity)
+			r = STORE_TRUST_NO;
+		else if (same && ((scanned <= now &&
+		    now - scanned < STORE_RESCAN_SECS) ||
+		    store_snap_covers(st, f, mb->id, mb->uidvalidity,
+		    mb->uidnext, mb->highestmodseq)))
+			r = STORE_TRUST_YES;
+		else if (!same && rec != NULL)
+			r = STORE_TRUST_RACE;
+	} else if (rc != SQLITE_DONE) {
+		store_db_error(st, error_r);
+		r = -1;
+	}
+	sqlite3_reset(s);
+	return r;
+}
+
+/* One attempt: without the write lock first (readers do not wait), and
+ * when the stamps differ, once more holding it: then no other store is
+ * between its change and its commit, and a difference is real. */
+static int
+store_changes_try(struct store *st, const struct store_folder *f,
+    uint32_t uidvalidity, uint64_t since, bool locked,
+    struct store_changes *out, char **error_r)
+{
+	struct store_mbox mb;
+
+	if (store_exec(st, locked ? "BEGIN IMMEDIATE" : "BEGIN",
+	    error_r) < 0)
+		return -1;
+	int r = store_trust(st, f, uidvalidity, &mb, error_r);
+	if (r == STORE_TRUST_YES) {
+		out->uidvalidity = mb.uidvalidity;
+		out->uidnext = mb.uidnext;
+		out->highestmodseq = mb.highestmodseq;
+		if (mb.highestmodseq > since &&
+		    store_changes_read(st, f, mb.id, since, out, error_r) < 0)
 			r = -1;
-	} else {
-		if (rc != SQLITE_DONE) {
-			store_db_error(st, error_r);
-			r = -1;
-		}
-		sqlite3_reset(s);
 	}
 	store_rollback(st);
-	if (r != 1) {
+	return r;
+}
+
+int
+store_mailbox_changes(struct store *st, const char *mailbox,
+    uint32_t uidvalidity, uint64_t since, struct store_changes *out,
+    char **error_r)
+{
+	const struct store_folder *f;
+
+	memset(out, 0, sizeof(*out));
+	if ((f = store_folder_open(st, mailbox, error_r)) == NULL)
+		return -1;
+	int r = store_changes_try(st, f, uidvalidity, since, false, out,
+	    error_r);
+	if (r == STORE_TRUST_RACE) {
+		store_changes_free(out);
+		memset(out, 0, sizeof(*out));
+		r = store_changes_try(st, f, uidvalidity, since, true, out,
+		    error_r);
+	}
+	if (r != STORE_TRUST_YES) {
 		store_changes_free(out);
 		memset(out, 0, sizeof(*out));
 	}
-	return r;
+	return r == STORE_TRUST_YES ? 1 : r < 0 ? -1 : 0;
 }
 
 void

@@ -80,6 +80,10 @@ struct store_mbox {
 	unsigned special;
 };
 
+/* How much of an index file SQLite reads through mmap (256 MiB: the
+ * index of some 100,000 messages). */
+#define STORE_MMAP_SIZE		"268435456"
+
 /* Folders a store keeps open between calls: enough for COPY's two and
  * a few STATUS targets. */
 #define STORE_FOLDERS		4

@@ -4,12 +4,17 @@
  * it answer "load instead"; and the header search cache (SEARCH FROM,
  * SUBJECT...) is kept for every message indexed. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -214,6 +219,89 @@ test_rescan_due(void **state)
 	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
 	    0);
 	store_mailbox_free(&again);
+	store_mailbox_free(&mb);
+	store_close(st);
+}
+
+/* What store_delta.c records as the stamps of a folder (its format). */
+static void
+folder_stamp(const char *dir, char *out, size_t n)
+{
+	char path[600];
+	struct stat c, w;
+
+	snprintf(path, sizeof(path), "%s/cur", dir);
+	assert_int_equal(stat(path, &c), 0);
+	snprintf(path, sizeof(path), "%s/new", dir);
+	assert_int_equal(stat(path, &w), 0);
+	snprintf(out, n, "%jx.%jx.%jx.%lx.%jx.%lx/%jx.%jx.%jx.%lx.%jx.%lx",
+	    (uintmax_t)c.st_dev, (uintmax_t)c.st_ino,
+	    (uintmax_t)c.st_mtim.tv_sec, (unsigned long)c.st_mtim.tv_nsec,
+	    (uintmax_t)c.st_ctim.tv_sec, (unsigned long)c.st_ctim.tv_nsec,
+	    (uintmax_t)w.st_dev, (uintmax_t)w.st_ino,
+	    (uintmax_t)w.st_mtim.tv_sec, (unsigned long)w.st_mtim.tv_nsec,
+	    (uintmax_t)w.st_ctim.tv_sec, (unsigned long)w.st_ctim.tv_nsec);
+}
+
+struct writer {
+	struct fixture *fx;
+	sqlite3 *db;
+};
+
+/* The end of another store's write transaction: its stamps recorded,
+ * then COMMIT, a moment after the reader looked. */
+static void *
+writer_commit(void *arg)
+{
+	struct writer *w = arg;
+	char stamp[256], sql[512];
+
+	usleep(300000);
+	folder_stamp(w->fx->root, stamp, sizeof(stamp));
+	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET dirstamp = '%s'; "
+	    "COMMIT", stamp);
+	if (sqlite3_exec(w->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		abort();
+	return NULL;
+}
+
+/* A reader that finds the folder changed while another store is between
+ * its change and its commit waits for that commit (the write lock)
+ * instead of taking it for a change behind the index and scanning. */
+static void
+test_change_in_flight(void **state)
+{
+	struct fixture *fx = *state;
+	struct store *st = fx_open(fx);
+	struct store_mailbox mb;
+	struct store_changes ch;
+	struct writer w = { .fx = fx };
+	char path[512], from[700], to[700];
+	pthread_t t;
+
+	three(fx, st, &mb);
+	snprintf(path, sizeof(path), "%s/index.db", fx->root);
+	assert_int_equal(sqlite3_open(path, &w.db), SQLITE_OK);
+	sqlite3_busy_timeout(w.db, 5000);
+	assert_int_equal(sqlite3_exec(w.db, "BEGIN IMMEDIATE", NULL, NULL,
+	    NULL), SQLITE_OK);
+	/* The change: message 1 gets \Seen under the lock. */
+	const char *base = strrchr(mb.msgs[0].path, '/') + 1;
+	snprintf(from, sizeof(from), "%s/cur/%s", fx->root, base);
+	snprintf(to, sizeof(to), "%s/cur/%.*s:2,S", fx->root,
+	    (int)strcspn(base, ":"), base);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(pthread_create(&t, NULL, writer_commit, &w), 0);
+	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
+	    1);
+	store_changes_free(&ch);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	sqlite3_close(w.db);
+	/* Without a commit to wait for, a difference is a change behind
+	 * the index. */
+	assert_int_equal(rename(to, from), 0);
+	assert_int_equal(changes(st, mb.uidvalidity, mb.highestmodseq, &ch),
+	    0);
 	store_mailbox_free(&mb);
 	store_close(st);
 }
@@ -486,6 +574,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_change_behind_the_index,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rescan_due, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_change_in_flight, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_quiet_mailbox, setup,
 		    teardown),
