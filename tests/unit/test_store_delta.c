@@ -181,20 +181,36 @@ test_change_behind_the_index(void **state)
 	store_close(st);
 }
 
-/* Sets the time of the last full scan in the index. */
-static void
-set_scanned(struct fixture *fx, long long when)
+/* Runs sql on the fixture's index; the count of rows the first column
+ * of a SELECT gives, or 0. */
+static long long
+index_sql(struct fixture *fx, const char *sql)
 {
-	char path[512], sql[128];
+	char path[512];
 	sqlite3 *db;
+	sqlite3_stmt *s;
+	long long v = 0;
 
 	snprintf(path, sizeof(path), "%s/index.db", fx->root);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_busy_timeout(db, 5000);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return v;
+}
+
+/* Sets the time of the last full scan in the index. */
+static void
+set_scanned(struct fixture *fx, long long when)
+{
+	char sql[128];
+
 	snprintf(sql, sizeof(sql), "UPDATE mailboxes SET scanned = %lld",
 	    when);
-	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	index_sql(fx, sql);
 }
 
 static void
@@ -485,27 +501,6 @@ test_header_cache_batches(void **state)
 	store_hdrs_close(h);
 	store_mailbox_free(&mb);
 	store_close(st);
-}
-
-/* Runs sql on the fixture's index; the count of rows the first column
- * of a SELECT gives, or 0. */
-static long long
-index_sql(struct fixture *fx, const char *sql)
-{
-	char path[512];
-	sqlite3 *db;
-	sqlite3_stmt *s;
-	long long v = 0;
-
-	snprintf(path, sizeof(path), "%s/index.db", fx->root);
-	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	sqlite3_busy_timeout(db, 5000);
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	sqlite3_close(db);
-	return v;
 }
 
 /* Rows of an index made before the cache (schema version 2) get one
