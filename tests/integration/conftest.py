@@ -85,6 +85,8 @@ from pathlib import Path
 
 import pytest
 
+import dnszone
+
 REPO = Path(__file__).resolve().parents[2]
 CORREO_BIN = os.environ.get("CORREO_BIN") or str(REPO / "build" / "correo")
 SANITIZED = bool(os.environ.get("CORREO_SANITIZED"))
@@ -103,10 +105,9 @@ LOG_BAD = ("AddressSanitizer", "runtime error:", "level=panic",
 
 
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port on 127.0.0.1 that was free a moment ago (dnszone.free_port:
+    outside the ephemeral range, never handed out twice)."""
+    return dnszone.free_port()
 
 
 def wait_until(fn, timeout=TIMEOUT, interval=0.05):

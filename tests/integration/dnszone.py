@@ -32,6 +32,7 @@ resolver given that file as its trust anchor sees the zone as secure.
 """
 
 import os
+import random
 import re
 import signal
 import socket
@@ -159,10 +160,41 @@ def _config(port, workdir, records, zones, auth=None):
     return "\n".join(lines)
 
 
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_handed_out = set()
+
+
+def _ephemeral_range():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            lo, hi = (int(x) for x in f.read().split())
+            return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def free_port():
+    """A port on 127.0.0.1 free for both TCP and UDP a moment ago, outside
+    the kernel's ephemeral range: the suite's thousands of client
+    connections take their local ports (and leave them in TIME_WAIT)
+    from that range, so a port picked there can be taken again before
+    the server binds it. Never the same port twice in one run."""
+    lo, hi = _ephemeral_range()
+    first, last = (10000, lo - 1) if lo - 10000 >= 2000 else (hi + 1, 65535)
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(1000):
+        port = rng.randint(first, last)
+        if port in _handed_out:
+            continue
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+                t.bind(("127.0.0.1", port))
+                u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port in %d-%d" % (first, last))
 
 
 def _answers(port):
@@ -186,7 +218,7 @@ def _stopper(proc):
 
 
 def _try_start(records, workdir, zones, auth=None):
-    port = _free_port()
+    port = free_port()
     conf = os.path.join(workdir, "unbound.conf")
     with open(conf, "w") as f:
         f.write(_config(port, workdir, records, zones, auth))
