@@ -155,6 +155,8 @@ bench: deps
 	  $$(pkg-config --cflags libevent_core libevent_openssl libssl) \
 	  bench/imapload.c -o build/bench/imapload \
 	  $$(pkg-config --libs libevent_core libevent_openssl libssl libcrypto)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) bench/diskprobe.c \
+	  -o build/bench/diskprobe -lpthread
 	CORREO_BIN=$(CURDIR)/build/correo \
 	  IMAPLOAD_BIN=$(CURDIR)/build/bench/imapload /usr/bin/python3 bench/run
 
