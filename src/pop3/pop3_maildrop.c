@@ -338,21 +338,23 @@ pop3_update_done(void *arg)
 		pop3_session_release(s);
 		return;
 	}
-	/* The maildrop is free before the client reads the reply: it may
-	 * log in again at once (fetchmail does). */
-	pop3_release_maildrop(s);
-	if (s->job_status < 0) {
+	if (s->job_status < 0)
 		log_warnx("session=%llu user=%s event=update-failed "
 		    "error=\"%s\"", (unsigned long long)s->id, s->user,
 		    s->error ? s->error : "?");
-		pop3_reply(s, "-ERR [SYS/TEMP] Some deleted messages were not "
-		    "removed");
-	} else {
+	else
 		log_info("session=%llu user=%s event=update deleted=%d",
 		    (unsigned long long)s->id, s->user, s->job_status);
+	/* The maildrop is free before the client reads the reply: it may
+	 * log in again at once (fetchmail does). Releasing frees s->error,
+	 * so after the log. */
+	pop3_release_maildrop(s);
+	if (s->job_status < 0)
+		pop3_reply(s, "-ERR [SYS/TEMP] Some deleted messages were not "
+		    "removed");
+	else
 		pop3_reply(s, "+OK Logging out, %d messages deleted",
 		    s->job_status);
-	}
 	pop3_close(s);
 }
 

@@ -216,7 +216,7 @@ store_changes_read(struct store *st, const struct store_folder *f,
 }
 
 /* What the index row says of folder f: STORE_TRUST_YES when the index
- * may be trusted (out has the row's values and *id), STORE_TRUST_RACE
+ * may be trusted (*mb has the row's values), STORE_TRUST_RACE
  * when the stamps differ (another store may be between its change and
  * its commit), STORE_TRUST_NO otherwise; -1 on an error. Inside a
  * transaction. */
@@ -228,11 +228,15 @@ store_trust(struct store *st, const struct store_folder *f,
 {
 	char stamp[STORE_STAMP_MAX];
 	sqlite3_stmt *s = store_sql(st, SQL_MBOX_DELTA);
+	struct stat cur, new;
 	int r = STORE_TRUST_NO;
 
 	memset(mb, 0, sizeof(*mb));
-	if (!store_stamp_now(f->curfd, f->newfd, stamp))
+	/* Now, not when the folder was opened: the second look comes
+	 * after a wait for the write lock. */
+	if (fstat(f->curfd, &cur) < 0 || fstat(f->newfd, &new) < 0)
 		return STORE_TRUST_NO;
+	store_stamp_format(stamp, &cur, &new);
 	store_bind_text(s, 1, f->name, strlen(f->name));
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_ROW) {
@@ -250,8 +254,8 @@ store_trust(struct store *st, const struct store_folder *f,
 			r = STORE_TRUST_NO;
 		else if (same && ((scanned <= now &&
 		    now - scanned < STORE_RESCAN_SECS) ||
-		    store_snap_covers(st, f, mb->id, mb->uidvalidity,
-		    mb->uidnext, mb->highestmodseq)))
+		    store_snap_covers(st, f->name, &cur, &new, mb->id,
+		    mb->uidvalidity, mb->uidnext, mb->highestmodseq)))
 			r = STORE_TRUST_YES;
 		else if (!same && rec != NULL)
 			r = STORE_TRUST_RACE;

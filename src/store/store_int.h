@@ -278,13 +278,14 @@ bool store_kwlist_equal(const char *a, const char *b);
 
 /* Frees the load snapshot. */
 void store_snap_free(struct store_snap *sn);
-/* The store's snapshot is of folder f as it is now, and of the index row
- * (id, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ): its scan saw every change
- * to the directories up to now, so it proves the index matches them as
- * well as a full scan would (store_delta.c). */
-bool store_snap_covers(const struct store *st, const struct store_folder *f,
-    int64_t id, uint32_t uidvalidity, uint32_t uidnext,
-    uint64_t highestmodseq);
+/* The store's snapshot is of folder name with cur/ and new/ as stat'd
+ * now (cur, new), and of the index row (id, UIDVALIDITY, UIDNEXT,
+ * HIGHESTMODSEQ): its scan saw every change to the directories up to
+ * now, so it proves the index matches them as well as a full scan would
+ * (store_delta.c). */
+bool store_snap_covers(const struct store *st, const char *name,
+    const struct stat *cur, const struct stat *new, int64_t id,
+    uint32_t uidvalidity, uint32_t uidnext, uint64_t highestmodseq);
 /* store_mailbox_load that does not make its result the store's snapshot
  * (STATUS: the selected mailbox's stays). */
 int store_mailbox_load_peek(struct store *st, const char *mailbox,
@@ -361,14 +362,14 @@ struct store_folder *store_folder_open(struct store *st, const char *mailbox,
     char **error_r);
 /* store_folder_open without the check of a cached folder: for reading
  * a message the index just named. */
+struct store_folder *store_folder_cached(struct store *st,
+    const char *mailbox, char **error_r);
 /* The header search cache of uid, made from its file (an index made
  * before schema version 3 has none): 0 with *cache_r (NULL when the
  * message's fields are too long for one), or -1. */
 int store_hdrcache_compute(struct store *st, const struct store_folder *f,
     int64_t mbox_id, uint32_t uid, char **cache_r, size_t *len_r,
     char **error_r);
-struct store_folder *store_folder_cached(struct store *st,
-    const char *mailbox, char **error_r);
 /* Closes every cached folder and drops the load snapshot: after this
  * store deleted or renamed folders. */
 void store_folders_forget(struct store *st);

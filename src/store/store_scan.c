@@ -695,15 +695,15 @@ store_snap_hit(struct store *st, const struct store_folder *f,
 }
 
 bool
-store_snap_covers(const struct store *st, const struct store_folder *f,
-    int64_t id, uint32_t uidvalidity, uint32_t uidnext,
-    uint64_t highestmodseq)
+store_snap_covers(const struct store *st, const char *name,
+    const struct stat *cur, const struct stat *new, int64_t id,
+    uint32_t uidvalidity, uint32_t uidnext, uint64_t highestmodseq)
 {
 	const struct store_snap *sn = &st->snap;
 
-	return sn->name != NULL && strcmp(sn->name, f->name) == 0 &&
-	    store_stamp_equal(&sn->cur_st, &f->cur_st) &&
-	    store_stamp_equal(&sn->new_st, &f->new_st) &&
+	return sn->name != NULL && strcmp(sn->name, name) == 0 &&
+	    store_stamp_equal(&sn->cur_st, cur) &&
+	    store_stamp_equal(&sn->new_st, new) &&
 	    sn->mb.id == id && sn->mb.uidvalidity == uidvalidity &&
 	    sn->mb.uidnext == uidnext &&
 	    sn->mb.highestmodseq == highestmodseq;

@@ -457,6 +457,9 @@ def test_pop3_dele_quit_keeps_messages_when_unlink_fails(faulty, spec):
     r = p.cmd("QUIT")
     assert r.startswith("-ERR"), (spec, r)
     p.close()
+    # The log names the failure (not "?").
+    assert re.search(r'event=update-failed error="[^?"]', srv.log_text()), \
+        srv.log_text()[-2000:]
     assert_alive(srv)
     assert sorted(stored(srv, ALICE)) == ["p0", "p1", "p2"]
     srv.faults.off()

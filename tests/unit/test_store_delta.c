@@ -430,6 +430,30 @@ test_header_cache_matches_file(void **state)
 	close(fd);
 }
 
+/* The INBOX header caches from UID 1, failing the test when it cannot. */
+static struct store_hdrs *
+hdrs_open(struct store *st, uint32_t uidvalidity)
+{
+	char *err = NULL;
+	struct store_hdrs *h = store_hdrs_open(st, "INBOX", uidvalidity, 1,
+	    &err);
+	if (h == NULL)
+		fail_msg("store_hdrs_open: %s", err);
+	return h;
+}
+
+/* uid has a cache whose Subject contains subject. */
+static void
+cached_subject(struct store_hdrs *h, uint32_t uid, const char *subject)
+{
+	const void *cache;
+	size_t len;
+
+	assert_int_equal(store_hdrs_get(h, uid, &cache, &len), 1);
+	assert_int_equal(mime_hdrcache_match(cache, len, "Subject", subject,
+	    strlen(subject)), 1);
+}
+
 /* Every message indexed by a load has its cache, read in UID order. */
 static void
 test_header_cache_in_index(void **state)
@@ -439,15 +463,10 @@ test_header_cache_in_index(void **state)
 	struct store_mailbox mb;
 	const void *cache;
 	size_t len;
-	char *err = NULL;
 
 	three(fx, st, &mb);
-	struct store_hdrs *h = store_hdrs_open(st, "INBOX", mb.uidvalidity, 1,
-	    &err);
-	assert_non_null(h);
-	assert_int_equal(store_hdrs_get(h, 1, &cache, &len), 1);
-	assert_int_equal(mime_hdrcache_match(cache, len, "Subject", "1.A",
-	    3), 1);
+	struct store_hdrs *h = hdrs_open(st, mb.uidvalidity);
+	cached_subject(h, 1, "1.A");
 	assert_int_equal(store_hdrs_get(h, 3, &cache, &len), 1);
 	assert_int_equal(mime_hdrcache_match(cache, len, "Subject", "1.a",
 	    3), 0);
@@ -485,14 +504,12 @@ test_header_cache_batches(void **state)
 	assert_int_equal(errno, ESTALE);
 	free(err);
 	err = NULL;
-	h = store_hdrs_open(st, "INBOX", mb.uidvalidity, 1, &err);
-	assert_non_null(h);
+	h = hdrs_open(st, mb.uidvalidity);
 	for (size_t i = 0; i < mb.count; i += 1 + i % 3) {
-		const char *base = strrchr(mb.msgs[i].path, '/') + 1;
-		assert_int_equal(store_hdrs_get(h, mb.msgs[i].uid, &cache,
-		    &len), 1);
-		assert_int_equal(mime_hdrcache_match(cache, len, "Subject",
-		    base, 6), 1);
+		char subject[8];
+		snprintf(subject, sizeof(subject), "%.6s",
+		    strrchr(mb.msgs[i].path, '/') + 1);
+		cached_subject(h, mb.msgs[i].uid, subject);
 		assert_int_equal(store_msg_summary(st, "INBOX",
 		    mb.msgs[i].uid, &sum, &err), 0);
 		mime_summary_free(&sum);
@@ -511,21 +528,14 @@ test_header_cache_backfill(void **state)
 	struct fixture *fx = *state;
 	struct store *st = fx_open(fx);
 	struct store_mailbox mb;
-	const void *cache;
-	size_t len;
-	char *err = NULL;
 
 	three(fx, st, &mb);
 	index_sql(fx, "UPDATE messages SET hdrsearch = NULL");
 	assert_int_equal(index_sql(fx, "SELECT count(*) FROM messages "
 	    "WHERE hdrsearch IS NULL"), 3);
-	struct store_hdrs *h = store_hdrs_open(st, "INBOX", mb.uidvalidity, 1,
-	    &err);
-	assert_non_null(h);
-	assert_int_equal(store_hdrs_get(h, 2, &cache, &len), 1);
-	assert_int_equal(mime_hdrcache_match(cache, len, "Subject", "2.B",
-	    3), 1);
-	assert_int_equal(store_hdrs_get(h, 3, &cache, &len), 1);
+	struct store_hdrs *h = hdrs_open(st, mb.uidvalidity);
+	cached_subject(h, 2, "2.B");
+	cached_subject(h, 3, "3.c");
 	store_hdrs_close(h);
 	assert_int_equal(index_sql(fx, "SELECT count(*) FROM messages "
 	    "WHERE hdrsearch IS NULL"), 1);
