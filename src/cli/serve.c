@@ -28,6 +28,7 @@
 #include "net/tls.h"
 #include "odmr/odmr.h"
 #include "queue/dns.h"
+#include "queue/journal.h"
 #include "queue/queue.h"
 #include "queue/scheduler.h"
 #include "queue/spool.h"
@@ -53,6 +54,7 @@ static struct {
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
 	unsigned stop_ticks;
 	bool stopping;
+	bool journal_ok;		/* the replay left the segments usable */
 } srv;
 
 int
@@ -77,7 +79,8 @@ serve_on_stop_timer(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	srv.stop_ticks++;
 	/* Let deliveries in flight finish and their replies go out. */
-	if ((pool_pending() == 0 && srv.stop_ticks > 1) ||
+	if ((pool_pending() == 0 && journal_pending() == 0 &&
+	    srv.stop_ticks > 1) ||
 	    srv.stop_ticks * 50 > SHUTDOWN_GRACE_MS)
 		event_base_loopexit(srv.base, NULL);
 }
@@ -279,6 +282,15 @@ serve_prepare(struct config *cfg)
 		    strerror(errno));
 		return -1;
 	}
+	struct journal_replay_stats js;
+	srv.journal_ok = journal_replay(cfg->data_dir, &js) == 0;
+	if (!srv.journal_ok)
+		log_warn("event=journal-replay-failed restored=%u failed=%u "
+		    "reason=\"segments kept for the next start; deliveries "
+		    "take the fsync path\"", js.restored, js.failed);
+	else if (js.records > 0)
+		log_info("event=journal-replayed segments=%u records=%u "
+		    "restored=%u", js.segments, js.records, js.restored);
 	int orphans = spool_clean_tmp(cfg->data_dir) +
 	    queue_clean_orphans(cfg->data_dir);
 	if (orphans > 0)
@@ -291,6 +303,7 @@ static void
 serve_cleanup(void)
 {
 	scheduler_stop();
+	journal_stop();
 	pool_shutdown();
 	dns_resolver_free(srv.dns);
 	srv.dns = NULL;
@@ -392,6 +405,9 @@ serve_main(struct config *cfg, int verbose)
 		serve_cleanup();
 		return 1;
 	}
+	if (srv.journal_ok && journal_start(cfg->data_dir, srv.base) < 0)
+		log_warn("event=journal-unavailable reason=\"deliveries take "
+		    "the fsync path\"");
 	log_info("event=started hostname=%s data_dir=%s pid=%ld",
 	    cfg->hostname, cfg->data_dir, (long)getpid());
 	event_base_dispatch(srv.base);

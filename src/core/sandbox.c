@@ -329,7 +329,7 @@ static const int sandbox_allowed[] = {
 	__NR_getsockname, __NR_getpeername, __NR_getsockopt,
 	__NR_setsockopt, __NR_sendto, __NR_recvfrom, __NR_sendmsg,
 	__NR_recvmsg, __NR_sendmmsg, __NR_recvmmsg, __NR_socketpair,
-	__NR_sendfile, __NR_fsync, __NR_fdatasync, __NR_ftruncate,
+	__NR_sendfile, __NR_fsync, __NR_fdatasync, __NR_syncfs, __NR_ftruncate,
 	__NR_fallocate, __NR_fadvise64, __NR_getdents64, __NR_mkdirat,
 	__NR_unlinkat, __NR_renameat, __NR_renameat2, __NR_linkat,
 	__NR_faccessat, __NR_faccessat2, __NR_readlinkat, __NR_fchmod,

@@ -59,7 +59,7 @@ spool_create(const char *data_dir, struct spool_file *sf)
 			errno = ENAMETOOLONG;
 			return -1;
 		}
-		sf->fd = open(sf->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		sf->fd = open(sf->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
 		    0600);
 		if (sf->fd >= 0)
 			break;

@@ -16,6 +16,7 @@
 #include "core/util.h"
 #include "core/xmalloc.h"
 #include "queue/dsn.h"
+#include "queue/journal.h"
 #include "queue/scheduler.h"
 #include "smtp/smtp_from.h"
 #include "store/notify.h"
@@ -653,7 +654,11 @@ smtp_finish_message(struct smtp_session *s)
 		s->busy = true;
 		conn_pause(s->conn);
 		smtp_enter_state(s, SMTP_ST_READY);
-		pool_submit(smtp_delivery_work, smtp_delivery_done, s);
+		if (t->delivery.remote == NULL && t->delivery.notice == NULL &&
+		    journal_accepts(t->spool.size))
+			journal_submit(&t->delivery, smtp_delivery_done, s);
+		else
+			pool_submit(smtp_delivery_work, smtp_delivery_done, s);
 		return;
 	}
 	smtp_end_transaction(s);

@@ -12,12 +12,12 @@
  * and the further words name the operations that fail (none: all):
  *   open    open/openat/creat with O_CREAT (or O_TMPFILE)
  *   write   write, pwrite, writev, ftruncate
- *   fsync   fsync, fdatasync
+ *   fsync   fsync, fdatasync, syncfs
  *   rename  rename, renameat, renameat2
  *   link    link, linkat
  *   unlink  unlink, unlinkat (also rmdir through unlinkat)
  *   mkdir   mkdir, mkdirat
- *   dirsync fsync, fdatasync of a directory only
+ *   dirsync fsync, fdatasync, syncfs of a directory only
  * and a word "path=TEXT" limits the faults to paths that contain TEXT
  * (e.g. "path=index.db", "path=/queue/").
  * Calls on sockets, pipes and terminals always pass: an fd is only failed
@@ -425,6 +425,19 @@ fdatasync(int fd)
 	if (err != 0)
 		FAULT_FAIL(err);
 	return real_fdatasync(fd);
+}
+
+/* syncfs: fails for "fsync", and for "dirsync" when fd is a directory
+ * (correo's journal checkpoint calls it on data_dir/queue). */
+int
+syncfs(int fd)
+{
+	FAULT_REAL(fsync_fn, syncfs);
+	int err = fault_fd(FAULT_FSYNC, fd);
+
+	if (err != 0)
+		FAULT_FAIL(err);
+	return real_syncfs(fd);
 }
 
 /* ---- rename, link, unlink, mkdir ---- */

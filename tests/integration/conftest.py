@@ -388,7 +388,10 @@ class Server:
         q = self.data_dir / "queue"
         if not q.is_dir():
             return []
-        return sorted(p for p in q.rglob("*") if p.is_file())
+        # queue/journal holds the delivery journal's segment files, made
+        # once and reused: they are not messages.
+        return sorted(p for p in q.rglob("*") if p.is_file()
+                      and p.parent.name != "journal")
 
     # -- clients --------------------------------------------------------
     def smtp(self, **kw):

@@ -1,0 +1,371 @@
+/* queue/journal: the record format, replay after a crash, and the writer
+ * and checkpoint threads on a real event loop and file system. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+
+#include "core/fs.h"
+#include "queue/deliver.h"
+#include "queue/journal.h"
+#include "queue/journal_record.h"
+#include "store/maildir.h"
+
+static char root[64];
+
+static int
+setup(void **state)
+{
+	(void)state;
+	snprintf(root, sizeof(root), "/tmp/correo-journal-XXXXXX");
+	return mkdtemp(root) ? 0 : -1;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[PATH_MAX + 16];
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Appends one sealed record to buf at *len. */
+static void
+put_record(unsigned char *buf, size_t *len, uint64_t gen,
+    struct journal_target *t, size_t nt, const char *content)
+{
+	size_t clen = strlen(content);
+	size_t rsz = journal_rec_size(t, nt, clen);
+	assert_true(rsz >= JOURNAL_HDR_SIZE + clen);
+	assert_int_equal(rsz % 8, 0);
+	size_t off = journal_rec_begin(buf + *len, gen, t, nt, clen);
+	memcpy(buf + *len + off, content, clen);
+	journal_rec_seal(buf + *len);
+	*len += rsz;
+}
+
+static void
+test_record_roundtrip(void **state)
+{
+	static unsigned char buf[8192];
+	struct journal_target t[2] = {
+		{ (char *)"/d/mail/a", (char *)"1.M1P1Q1.h,S=5" },
+		{ (char *)"/d/mail/b", (char *)"1.M1P1Q2.h,S=5" },
+	};
+	struct journal_rec r;
+	size_t len = 0, first;
+	uint64_t gen = 0;
+	(void)state;
+
+	memset(buf, 0xee, sizeof(buf));
+	put_record(buf, &len, 77, t, 2, "hello");
+	first = len;
+	put_record(buf, &len, 77, t + 1, 1, "second message\r\n");
+	/* The last record of a batch pads it to a block. */
+	size_t last = first, pad = 4096 - len % 4096;
+	journal_rec_extend(buf + last, len - last + pad);
+	journal_rec_seal(buf + last);
+	len += pad;
+
+	size_t n = journal_rec_next(buf, len, &gen, &r);
+	assert_int_equal(n, first);
+	assert_int_equal(gen, 77);
+	assert_int_equal(r.ntargets, 2);
+	assert_string_equal(r.targets[0].path, "/d/mail/a");
+	assert_string_equal(r.targets[1].name, "1.M1P1Q2.h,S=5");
+	assert_int_equal(r.content_len, 5);
+	assert_memory_equal(r.content, "hello", 5);
+	journal_rec_free(&r);
+	n = journal_rec_next(buf + first, len - first, &gen, &r);
+	assert_int_equal(n, len - first);
+	assert_memory_equal(r.content, "second message\r\n", 16);
+	journal_rec_free(&r);
+	/* Zeros after the batch end the segment. */
+	memset(buf + len, 0, 64);
+	assert_int_equal(journal_rec_next(buf + len, 64, &gen, &r), 0);
+	assert_null(r.targets);
+}
+
+static void
+test_record_damage(void **state)
+{
+	static unsigned char buf[4096], copy[4096];
+	struct journal_target t = { (char *)"/m", (char *)"name" };
+	struct journal_target bad = { (char *)"/m", (char *)"../x" };
+	struct journal_rec r;
+	size_t len = 0, first;
+	uint64_t gen;
+	(void)state;
+
+	put_record(buf, &len, 5, &t, 1, "one");
+	first = len;
+	put_record(buf, &len, 5, &t, 1, "two two");
+	memcpy(copy, buf, len);
+
+	/* A torn write: one octet of the second record's message. */
+	buf[len - 3] ^= 1;
+	gen = 0;
+	assert_int_equal(journal_rec_next(buf, len, &gen, &r), first);
+	journal_rec_free(&r);
+	assert_int_equal(journal_rec_next(buf + first, len - first, &gen, &r),
+	    0);
+	/* Cut short. */
+	memcpy(buf, copy, len);
+	assert_int_equal(journal_rec_next(buf + first, len - first - 8, &gen,
+	    &r), 0);
+	/* Another generation (an older use of the segment) ends it. */
+	gen = 6;
+	assert_int_equal(journal_rec_next(buf, len, &gen, &r), 0);
+	/* A name that would leave new/ is refused even with a good hash. */
+	len = 0;
+	put_record(buf, &len, 5, &bad, 1, "x");
+	gen = 0;
+	assert_int_equal(journal_rec_next(buf, len, &gen, &r), 0);
+	/* Too long a name for the format. */
+	static char longname[70000];
+	memset(longname, 'n', sizeof(longname) - 1);
+	struct journal_target big = { (char *)"/m", longname };
+	assert_int_equal(journal_rec_size(&big, 1, 1), 0);
+}
+
+static void
+write_file(const char *path, const char *content)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(fs_write_all(fd, content, strlen(content)), 0);
+	close(fd);
+}
+
+static void
+assert_file(const char *path, const char *content)
+{
+	char got[4096];
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, got, sizeof(got));
+	close(fd);
+	assert_int_equal(n, (ssize_t)strlen(content));
+	assert_memory_equal(got, content, (size_t)n);
+}
+
+static void
+test_replay(void **state)
+{
+	static unsigned char buf[16384];
+	char md[PATH_MAX], other[PATH_MAX], jdir[PATH_MAX], p[PATH_MAX + 64];
+	const char *content[4] = { "message zero\r\n", "message one\r\n",
+	    "message two\r\n", "message three\r\n" };
+	const char *name[4] = { "m0", "m1", "m2", "m3" };
+	struct journal_replay_stats st;
+	size_t len = 0;
+	(void)state;
+
+	snprintf(md, sizeof(md), "%s/r/mail/x/alice", root);
+	snprintf(other, sizeof(other), "%s/r/mail/x/gone", root);
+	snprintf(jdir, sizeof(jdir), "%s/r/queue/journal", root);
+	assert_int_equal(maildir_create(md), 0);
+	assert_int_equal(fs_mkdir_p(jdir, 0700), 0);
+	for (int i = 0; i < 4; i++) {
+		struct journal_target t[2] = { { md, (char *)name[i] },
+		    { other, (char *)name[i] } };
+		put_record(buf, &len, 9, t, i == 0 ? 2 : 1, content[i]);
+	}
+	snprintf(p, sizeof(p), "%s/0", jdir);
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_int_equal(fs_write_all(fd, buf, len), 0);
+	close(fd);
+	/* Segment 1: noise, as after a crash in its first write. */
+	for (size_t i = 0; i < 4096; i++)
+		buf[i] = (unsigned char)(i * 131 + 7);
+	memcpy(buf, "CRJ1", 4);
+	snprintf(p, sizeof(p), "%s/1", jdir);
+	fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_int_equal(fs_write_all(fd, buf, 4096), 0);
+	close(fd);
+
+	/* m0 lost, m1 empty (its data never reached the disk), m2 whole,
+	 * m3 seen by a client already (in cur/ with flags). */
+	snprintf(p, sizeof(p), "%s/new/m1", md);
+	write_file(p, "");
+	snprintf(p, sizeof(p), "%s/new/m2", md);
+	write_file(p, content[2]);
+	snprintf(p, sizeof(p), "%s/cur/m3:2,S", md);
+	write_file(p, content[3]);
+
+	char data[PATH_MAX];
+	snprintf(data, sizeof(data), "%s/r", root);
+	assert_int_equal(journal_replay(data, &st), 0);
+	assert_int_equal(st.segments, 1);
+	assert_int_equal(st.records, 4);
+	assert_int_equal(st.restored, 3);	/* m0 twice, m1 */
+	assert_int_equal(st.failed, 0);
+	snprintf(p, sizeof(p), "%s/new/m0", md);
+	assert_file(p, content[0]);
+	snprintf(p, sizeof(p), "%s/new/m0", other);
+	assert_file(p, content[0]);
+	snprintf(p, sizeof(p), "%s/new/m1", md);
+	assert_file(p, content[1]);
+	snprintf(p, sizeof(p), "%s/new/m2", md);
+	assert_file(p, content[2]);
+	snprintf(p, sizeof(p), "%s/new/m3", md);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/tmp", md);
+	DIR *d = opendir(p);
+	int left = 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		left += e->d_name[0] != '.';
+	closedir(d);
+	assert_int_equal(left, 0);
+
+	/* The segment is spent: a second start finds nothing, and a file
+	 * removed since (a client expunged it) stays removed. */
+	snprintf(p, sizeof(p), "%s/new/m0", md);
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(journal_replay(data, &st), 0);
+	assert_int_equal(st.records, 0);
+	assert_int_equal(access(p, F_OK), -1);
+}
+
+/* ---- the threads ---- */
+
+#define NMSG 40
+
+struct delivery {
+	struct spool_file sf;
+	struct local_delivery ld;
+	int *done;
+};
+
+static void
+delivery_done(void *arg)
+{
+	struct delivery *d = arg;
+	(*d->done)++;
+}
+
+static unsigned
+count_files(const char *dir)
+{
+	unsigned n = 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static void
+test_writer_and_checkpoint(void **state)
+{
+	char data[128], a[PATH_MAX], b[PATH_MAX], fresh[PATH_MAX];
+	char p[PATH_MAX + 64];
+	static struct delivery d[NMSG];
+	struct journal_stats js;
+	int done = 0;
+	(void)state;
+
+	snprintf(data, sizeof(data), "%s/w", root);
+	snprintf(a, sizeof(a), "%s/mail/x/a", data);
+	snprintf(b, sizeof(b), "%s/mail/x/b", data);
+	snprintf(fresh, sizeof(fresh), "%s/mail/x/fresh", data);
+	assert_int_equal(maildir_create(a), 0);
+	assert_int_equal(maildir_create(b), 0);
+	assert_int_equal(spool_init(data), 0);
+	struct event_base *base = event_base_new();
+	assert_non_null(base);
+	assert_false(journal_accepts(10));
+	assert_int_equal(journal_start(data, base), 0);
+	assert_true(journal_accepts(JOURNAL_MAX_MESSAGE));
+	assert_false(journal_accepts(JOURNAL_MAX_MESSAGE + 1));
+
+	for (int i = 0; i < NMSG; i++) {
+		char body[128];
+		int n = snprintf(body, sizeof(body), "Subject: %d\r\n\r\n"
+		    "body %d\r\n", i, i);
+		assert_int_equal(spool_create(data, &d[i].sf), 0);
+		spool_write(&d[i].sf, body, (size_t)n);
+		assert_int_equal(spool_flush(&d[i].sf), 0);
+		d[i].ld.spool = &d[i].sf;
+		d[i].ld.data_dir = data;
+		strlist_add(&d[i].ld.maildirs, a);
+		strlist_add(&d[i].ld.maildirs, b);
+		/* The last one also goes to a Maildir that does not exist
+		 * yet: its link fails and the classic delivery makes it. */
+		if (i == NMSG - 1)
+			strlist_add(&d[i].ld.maildirs, fresh);
+		d[i].done = &done;
+		journal_submit(&d[i].ld, delivery_done, &d[i]);
+	}
+	while (done < NMSG)
+		event_base_loop(base, EVLOOP_ONCE);
+	assert_int_equal(journal_pending(), 0);
+	for (int i = 0; i < NMSG; i++) {
+		assert_int_equal(d[i].ld.commit_error, 0);
+		assert_int_equal(d[i].ld.first_error, 0);
+		assert_int_equal(d[i].ld.delivered, i == NMSG - 1 ? 3 : 2);
+		assert_int_equal(d[i].sf.fd, -1);
+		assert_string_equal(d[i].sf.path, "");	/* spool name gone */
+	}
+	snprintf(p, sizeof(p), "%s/new", a);
+	assert_int_equal(count_files(p), NMSG);
+	snprintf(p, sizeof(p), "%s/new", b);
+	assert_int_equal(count_files(p), NMSG);
+	snprintf(p, sizeof(p), "%s/new", fresh);
+	assert_int_equal(count_files(p), 1);
+	snprintf(p, sizeof(p), "%s/queue/tmp", data);
+	assert_int_equal(count_files(p), 0);
+	journal_get_stats(&js);
+	assert_int_equal(js.records, NMSG);
+	assert_true(js.batches >= 1 && js.batches <= NMSG);
+	assert_int_equal(js.fallbacks, 0);
+
+	/* Stopping checkpoints: no segment holds a record any more. */
+	journal_stop();
+	journal_get_stats(&js);
+	assert_true(js.checkpoints >= 1);
+	for (int i = 0; i < JOURNAL_NSEG; i++) {
+		unsigned char head[4] = { 0 };
+		snprintf(p, sizeof(p), "%s/queue/journal/%d", data, i);
+		int fd = open(p, O_RDONLY);
+		assert_true(fd >= 0);
+		ssize_t r = pread(fd, head, 4, 0);
+		close(fd);
+		assert_true(r < 4 || memcmp(head, "CRJ1", 4) != 0);
+	}
+	struct journal_replay_stats st;
+	assert_int_equal(journal_replay(data, &st), 0);
+	assert_int_equal(st.records, 0);
+	for (int i = 0; i < NMSG; i++) {
+		local_delivery_free(&d[i].ld);
+		spool_discard(&d[i].sf);
+	}
+	event_base_free(base);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_record_roundtrip),
+		cmocka_unit_test(test_record_damage),
+		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_writer_and_checkpoint),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
