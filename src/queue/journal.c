@@ -243,7 +243,7 @@ journal_add_record(struct jitem *it, uint64_t gen, size_t *len,
 	struct spool_file *sf = ld->spool;
 	size_t n = ld->maildirs.n;
 
-	if (n == 0 || sf->size > JOURNAL_MAX_MESSAGE || sf->fd < 0)
+	if (n == 0 || sf->size > JOURNAL_MAX_MESSAGE || sf->error)
 		return false;
 	struct journal_target *t = x_calloc(n, sizeof(*t));
 	it->names = x_calloc(n, sizeof(*it->names));
@@ -267,7 +267,11 @@ journal_add_record(struct jitem *it, uint64_t gen, size_t *len,
 	if (ok) {
 		unsigned char *rec = J.buf + *len;
 		size_t off = journal_rec_begin(rec, gen, t, n, sf->size);
-		ok = pread_all(sf->fd, rec + off, (size_t)sf->size, 0) == 0;
+		if (sf->fd < 0)		/* all in memory still */
+			memcpy(rec + off, sf->buf, (size_t)sf->size);
+		else
+			ok = pread_all(sf->fd, rec + off, (size_t)sf->size,
+			    0) == 0;
 		if (ok) {
 			journal_rec_seal(rec);
 			*last = *len;
@@ -290,6 +294,10 @@ journal_link(struct jitem *it)
 	char dst[PATH_MAX], name[JOURNAL_NAME_MAX];
 	bool synced = false;
 
+	if (spool_materialize(sf) < 0) {
+		ld->first_error = errno;
+		return;
+	}
 	for (size_t i = 0; i < ld->maildirs.n; i++) {
 		int n = snprintf(dst, sizeof(dst), "%s/new/%s",
 		    ld->maildirs.v[i], it->names[i]);

@@ -48,36 +48,70 @@ spool_clean_tmp(const char *data_dir)
 }
 
 int
-spool_create(const char *data_dir, struct spool_file *sf)
+spool_create_lazy(const char *data_dir, struct spool_file *sf)
 {
 	memset(sf, 0, sizeof(*sf));
 	sf->fd = -1;
-	for (int attempt = 0; attempt < 5; attempt++) {
-		make_id(sf->id);
-		if (snprintf(sf->path, sizeof(sf->path), "%s/queue/tmp/%s",
-		    data_dir, sf->id) >= (int)sizeof(sf->path)) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		sf->fd = open(sf->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-		    0600);
-		if (sf->fd >= 0)
-			break;
-		if (errno == ENOENT && spool_init(data_dir) == 0)
-			continue;
-		if (errno != EEXIST)
-			return -1;
-	}
-	if (sf->fd < 0)
+	make_id(sf->id);
+	if (snprintf(sf->path, sizeof(sf->path), "%s/queue/tmp/%s", data_dir,
+	    sf->id) >= (int)sizeof(sf->path)) {
+		sf->path[0] = '\0';
+		errno = ENAMETOOLONG;
 		return -1;
+	}
 	sf->buf = x_malloc(SPOOL_BUF_SIZE);
 	return 0;
 }
 
+/* Creates the file (and queue/tmp when it has gone). */
+static int
+spool_open_file(struct spool_file *sf)
+{
+	sf->fd = open(sf->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (sf->fd < 0 && errno == ENOENT) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof(dir), "%s", sf->path);
+		char *slash = strrchr(dir, '/');
+		if (slash != NULL) {
+			*slash = '\0';
+			if (fs_mkdir_p(dir, 0700) == 0)
+				sf->fd = open(sf->path, O_RDWR | O_CREAT |
+				    O_EXCL | O_CLOEXEC, 0600);
+		}
+	}
+	if (sf->fd < 0) {
+		sf->error = errno;
+		return -1;
+	}
+	return 0;
+}
+
 int
-spool_flush(struct spool_file *sf)
+spool_create(const char *data_dir, struct spool_file *sf)
+{
+	for (int attempt = 0; attempt < 5; attempt++) {
+		if (spool_create_lazy(data_dir, sf) < 0)
+			return -1;
+		if (spool_open_file(sf) == 0)
+			return 0;
+		int e = errno;
+		x_free(&sf->buf);
+		if (e != EEXIST) {
+			errno = e;
+			return -1;
+		}
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/* Writes the buffer to the file, creating it first when needed. */
+static int
+spool_write_out(struct spool_file *sf)
 {
 	if (sf->error)
+		return -1;
+	if (sf->fd < 0 && spool_open_file(sf) < 0)
 		return -1;
 	if (sf->buffered && fs_write_all(sf->fd, sf->buf, sf->buffered) < 0) {
 		sf->error = errno;
@@ -87,13 +121,35 @@ spool_flush(struct spool_file *sf)
 	return 0;
 }
 
+int
+spool_flush(struct spool_file *sf)
+{
+	if (sf->error)
+		return -1;
+	if (sf->fd < 0)
+		return 0;	/* all of it in the buffer */
+	return spool_write_out(sf);
+}
+
+int
+spool_materialize(struct spool_file *sf)
+{
+	if (sf->fd >= 0 && sf->buffered == 0 && sf->error == 0)
+		return 0;
+	if (spool_write_out(sf) < 0) {
+		errno = sf->error;
+		return -1;
+	}
+	return 0;
+}
+
 void
 spool_write(struct spool_file *sf, const void *p, size_t n)
 {
 	if (sf->error || n == 0)
 		return;
 	sf->size += n;
-	if (sf->buffered + n > SPOOL_BUF_SIZE && spool_flush(sf) < 0)
+	if (sf->buffered + n > SPOOL_BUF_SIZE && spool_write_out(sf) < 0)
 		return;
 	if (n >= SPOOL_BUF_SIZE) {
 		if (fs_write_all(sf->fd, p, n) < 0)
@@ -107,6 +163,8 @@ spool_write(struct spool_file *sf, const void *p, size_t n)
 int
 spool_commit(struct spool_file *sf)
 {
+	if (spool_materialize(sf) < 0)
+		return -1;
 	int r = fsync(sf->fd);
 	int e = errno;
 	if (close(sf->fd) < 0 && r == 0) {

@@ -16,6 +16,7 @@ struct spool_file {
 	char path[PATH_MAX];
 	uint64_t size;		/* octets written so far */
 	int error;		/* errno of the first failed write, or 0 */
+	/* fd < 0 after spool_create_lazy: octets 0..size are all in buf. */
 	size_t buffered;
 	char *buf;		/* SPOOL_BUF_SIZE octets */
 };
@@ -26,13 +27,24 @@ int spool_init(const char *data_dir);
  * never acknowledged (the 250 comes after the spool name is gone). Returns
  * the number removed. */
 int spool_clean_tmp(const char *data_dir);
-/* Creates a new empty spool file with a fresh queue id. 0 or -1. */
+/* Creates a new empty spool file with a fresh queue id (sf->fd open).
+ * 0 or -1. */
 int spool_create(const char *data_dir, struct spool_file *sf);
+/* The same, but the file is made only when the message outgrows the
+ * buffer, or by spool_materialize(): a small message costs the loop
+ * thread no file system call at all. */
+int spool_create_lazy(const char *data_dir, struct spool_file *sf);
 /* Appends n octets; failures are remembered in sf->error. */
 void spool_write(struct spool_file *sf, const void *p, size_t n);
-/* Writes out the buffer (loop thread). 0 or -1 with sf->error. */
+/* Once the message is whole (loop thread): writes out the buffer when
+ * the file exists; a message still all in the buffer stays there. 0 or
+ * -1 with sf->error. */
 int spool_flush(struct spool_file *sf);
-/* fsync and close (worker thread). 0 or -1 with errno. */
+/* Worker thread: creates the file if needed and writes the buffer out,
+ * no fsync. 0 or -1 with errno. */
+int spool_materialize(struct spool_file *sf);
+/* spool_materialize, fsync and close (worker thread). 0 or -1 with
+ * errno. */
 int spool_commit(struct spool_file *sf);
 /* Closes (if open) and unlinks the file; frees the buffer. */
 void spool_discard(struct spool_file *sf);

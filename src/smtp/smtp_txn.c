@@ -351,7 +351,7 @@ static bool
 smtp_start_message(struct smtp_session *s)
 {
 	struct smtp_txn *t = s->txn;
-	if (spool_create(s->cfg->data_dir, &t->spool) < 0) {
+	if (spool_create_lazy(s->cfg->data_dir, &t->spool) < 0) {
 		int e = errno;
 		log_warn("session=%llu spool_create", (unsigned long long)s->id);
 		smtp_reply_storage_error(s, e, "local error in processing");

@@ -400,6 +400,37 @@ test_split_everywhere(void **state)
 	}
 }
 
+/* A CR, LF or NUL at every offset of a long line (the decoder skips
+ * plain octets eight at a time): each is seen where it is. */
+static void
+test_special_at_every_offset(void **state)
+{
+	static const char special[] = { '\r', '\n', '\0', '.' };
+	char in[128], out[sizeof(in) + 2];
+	(void)state;
+
+	for (size_t k = 0; k < 40; k++) {
+		for (size_t s = 0; s < sizeof(special); s++) {
+			struct smtp_data_decoder d;
+			size_t outlen, used, n = 48;
+			memset(in, 'a', n);
+			in[k + 1] = special[s];
+			memcpy(in + n, "\r\n.\r\n", 5);
+			smtp_data_init(&d);
+			assert_int_equal(smtp_data_feed(&d, in, n + 5, out,
+			    &outlen, &used), SMTP_DATA_END);
+			assert_int_equal(used, n + 5);
+			/* Inside a line a dot is an ordinary octet; a CR
+			 * before an 'a' is bare. Nothing else is dropped. */
+			assert_int_equal(outlen, n + 2);
+			assert_memory_equal(out, in, n + 2);
+			assert_int_equal(d.bare_cr, special[s] == '\r');
+			assert_int_equal(d.bare_lf, special[s] == '\n');
+			assert_int_equal(d.nul, special[s] == '\0');
+		}
+	}
+}
+
 /* Where each message of a stream ends, as the session should see it. */
 static void
 test_stream_messages(void **state)
@@ -519,6 +550,7 @@ main(void)
 		cmocka_unit_test(test_smuggling),
 		cmocka_unit_test(test_pending_cr),
 		cmocka_unit_test(test_split_everywhere),
+		cmocka_unit_test(test_special_at_every_offset),
 		cmocka_unit_test(test_stream_messages),
 		cmocka_unit_test(test_bdat_scan),
 		cmocka_unit_test(test_bdat_boundary),
