@@ -259,7 +259,8 @@ journal_add_record(struct jitem *it, uint64_t gen, size_t *len,
 		while (cap < *len + rsz + JOURNAL_BLOCK)
 			cap *= 2;
 		unsigned char *nb = aligned_alloc_or_die(cap);
-		memcpy(nb, J.buf, *len);
+		if (*len > 0)
+			memcpy(nb, J.buf, *len);
 		free(J.buf);
 		J.buf = nb;
 		J.cap = cap;

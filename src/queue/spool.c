@@ -149,7 +149,8 @@ spool_write(struct spool_file *sf, const void *p, size_t n)
 	if (sf->error || n == 0)
 		return;
 	sf->size += n;
-	if (sf->buffered + n > SPOOL_BUF_SIZE && spool_write_out(sf) < 0)
+	if ((sf->buffered + n > SPOOL_BUF_SIZE || n >= SPOOL_BUF_SIZE) &&
+	    spool_write_out(sf) < 0)
 		return;
 	if (n >= SPOOL_BUF_SIZE) {
 		if (fs_write_all(sf->fd, p, n) < 0)

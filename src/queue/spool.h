@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SPOOL_BUF_SIZE	(64 * 1024)
+#define SPOOL_BUF_SIZE	(128 * 1024)
 
 struct spool_file {
 	int fd;

@@ -240,6 +240,50 @@ test_replay(void **state)
 	assert_int_equal(access(p, F_OK), -1);
 }
 
+/* A lazy spool file: made only when the message outgrows the buffer,
+ * whatever the size of the write that does it. */
+static void
+test_spool_lazy(void **state)
+{
+	char data[128];
+	static char big[SPOOL_BUF_SIZE];
+	struct stat sb;
+	(void)state;
+
+	snprintf(data, sizeof(data), "%s/s", root);
+	memset(big, 'b', sizeof(big));
+	for (int first_big = 0; first_big < 2; first_big++) {
+		struct spool_file sf;
+		assert_int_equal(spool_create_lazy(data, &sf), 0);
+		if (!first_big) {
+			spool_write(&sf, "head\r\n", 6);
+			assert_int_equal(spool_flush(&sf), 0);
+			assert_int_equal(sf.fd, -1);
+			assert_int_equal(stat(sf.path, &sb), -1);
+		}
+		spool_write(&sf, big, sizeof(big));	/* one whole buffer */
+		assert_int_equal(sf.error, 0);
+		assert_true(sf.fd >= 0);
+		spool_write(&sf, "tail", 4);
+		assert_int_equal(spool_commit(&sf), 0);
+		assert_int_equal(stat(sf.path, &sb), 0);
+		assert_int_equal((uint64_t)sb.st_size, sf.size);
+		assert_int_equal(sf.size, sizeof(big) + 4 + (first_big ? 0 : 6));
+		spool_discard(&sf);
+	}
+	/* A message that never outgrows it is written by
+	 * spool_materialize (the worker thread). */
+	struct spool_file sf;
+	assert_int_equal(spool_create_lazy(data, &sf), 0);
+	spool_write(&sf, "small", 5);
+	assert_int_equal(spool_flush(&sf), 0);
+	assert_int_equal(sf.fd, -1);
+	assert_int_equal(spool_materialize(&sf), 0);
+	assert_true(sf.fd >= 0);
+	assert_file(sf.path, "small");
+	spool_discard(&sf);
+}
+
 /* ---- the threads ---- */
 
 #define NMSG 40
@@ -397,6 +441,7 @@ main(void)
 		cmocka_unit_test(test_record_roundtrip),
 		cmocka_unit_test(test_record_damage),
 		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_spool_lazy),
 		cmocka_unit_test(test_writer_and_checkpoint),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
