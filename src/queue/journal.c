@@ -95,6 +95,28 @@ jlist_take(struct jlist *l)
 	return it;
 }
 
+/* The first deliveries of l, JOURNAL_BATCH_MAX octets of messages at most
+ * (one at least): a batch is written from memory. */
+static struct jitem *
+jlist_take_batch(struct jlist *l)
+{
+	struct jitem *first = l->head, *last = first;
+	uint64_t size = first ? first->ld->spool->size : 0;
+
+	if (first == NULL)
+		return NULL;
+	while (last->next != NULL && size + last->next->ld->spool->size <=
+	    JOURNAL_BATCH_MAX) {
+		last = last->next;
+		size += last->ld->spool->size;
+	}
+	l->head = last->next;
+	if (l->head == NULL)
+		l->tail = NULL;
+	last->next = NULL;
+	return first;
+}
+
 static long long
 elapsed_ms(const struct timespec *since)
 {
@@ -373,6 +395,8 @@ journal_run_batch(struct jitem *batch, int s)
 		if (seg->disk < seg->size)
 			seg->disk = seg->size;
 		J.stats.sync_us += now_us() - t0;
+		if (len > J.stats.max_batch)
+			J.stats.max_batch = len;
 		J.stats.records += records;
 		J.stats.batches++;
 		pthread_mutex_unlock(&J.mu);
@@ -401,7 +425,7 @@ journal_writer(void *unused)
 	for (;;) {
 		while (J.in.head == NULL && !J.stopping)
 			pthread_cond_wait(&J.work_cv, &J.mu);
-		struct jitem *batch = jlist_take(&J.in);
+		struct jitem *batch = jlist_take_batch(&J.in);
 		if (batch == NULL)
 			break;
 		int s = seg_pick();
@@ -409,6 +433,11 @@ journal_writer(void *unused)
 		pthread_mutex_unlock(&J.mu);
 
 		journal_run_batch(batch, s);
+		if (J.cap > JOURNAL_BATCH_MAX * 2) {
+			/* A big batch passed: give the memory back. */
+			x_free(&J.buf);
+			J.cap = 0;
+		}
 
 		pthread_mutex_lock(&J.mu);
 		J.writing = false;

@@ -27,6 +27,7 @@
 #define JOURNAL_SEG_MAX		(16u << 20)
 #define JOURNAL_MAX_MESSAGE	(1u << 20)
 #define JOURNAL_CLOSE_MS	1000
+#define JOURNAL_BATCH_MAX	(8u << 20)	/* octets of messages */
 
 struct event_base;
 
@@ -63,6 +64,7 @@ void journal_stop(void);
 struct journal_stats {
 	unsigned long records, batches, fallbacks, checkpoints;
 	unsigned long long sync_us, checkpoint_us;	/* time in them */
+	unsigned long long max_batch;	/* octets of the largest write */
 };
 void journal_get_stats(struct journal_stats *st);
 

@@ -434,6 +434,59 @@ test_writer_and_checkpoint(void **state)
 	event_base_free(base);
 }
 
+/* Deliveries waiting together go in batches of at most
+ * JOURNAL_BATCH_MAX octets of messages, each written from memory. */
+static void
+test_batch_limit(void **state)
+{
+	char data[128], md[PATH_MAX], p[PATH_MAX + 16];
+	enum { N = 10, SIZE = 900 * 1024 };
+	static struct delivery d[N];
+	static char body[SIZE];
+	struct journal_stats before, after;
+	int done = 0;
+	(void)state;
+
+	snprintf(data, sizeof(data), "%s/b", root);
+	snprintf(md, sizeof(md), "%s/mail/x/big", data);
+	assert_int_equal(maildir_create(md), 0);
+	assert_int_equal(spool_init(data), 0);
+	memset(body, 'q', sizeof(body));
+	struct event_base *base = event_base_new();
+	assert_int_equal(journal_start(data, base), 0);
+	journal_get_stats(&before);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(spool_create_lazy(data, &d[i].sf), 0);
+		spool_write(&d[i].sf, body, sizeof(body));
+		assert_int_equal(spool_flush(&d[i].sf), 0);
+		d[i].ld.spool = &d[i].sf;
+		d[i].ld.data_dir = data;
+		strlist_add(&d[i].ld.maildirs, md);
+		d[i].done = &done;
+		journal_submit(&d[i].ld, delivery_done, &d[i]);
+	}
+	while (done < N)
+		event_base_loop(base, EVLOOP_ONCE);
+	journal_get_stats(&after);
+	assert_int_equal(after.records - before.records, N);
+	assert_true(after.batches - before.batches >= 2);
+	/* Records carry a header and are padded to a block at most. */
+	assert_true(after.max_batch <= JOURNAL_BATCH_MAX + N * 8192);
+	assert_true(after.max_batch >= SIZE);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(d[i].ld.delivered, 1);
+		assert_int_equal(d[i].ld.first_error, 0);
+	}
+	snprintf(p, sizeof(p), "%s/new", md);
+	assert_int_equal(count_files(p), N);
+	journal_stop();
+	for (int i = 0; i < N; i++) {
+		local_delivery_free(&d[i].ld);
+		spool_discard(&d[i].sf);
+	}
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -443,6 +496,7 @@ main(void)
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test(test_spool_lazy),
 		cmocka_unit_test(test_writer_and_checkpoint),
+		cmocka_unit_test(test_batch_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
