@@ -54,7 +54,6 @@ static struct {
 	struct event *sig_term, *sig_int, *sig_hup, *stop_timer;
 	unsigned stop_ticks;
 	bool stopping;
-	bool journal_ok;		/* the replay left the segments usable */
 } srv;
 
 int
@@ -282,15 +281,6 @@ serve_prepare(struct config *cfg)
 		    strerror(errno));
 		return -1;
 	}
-	struct journal_replay_stats js;
-	srv.journal_ok = journal_replay(cfg->data_dir, &js) == 0;
-	if (!srv.journal_ok)
-		log_warn("event=journal-replay-failed restored=%u failed=%u "
-		    "reason=\"segments kept for the next start; deliveries "
-		    "take the fsync path\"", js.restored, js.failed);
-	else if (js.records > 0)
-		log_info("event=journal-replayed segments=%u records=%u "
-		    "restored=%u", js.segments, js.records, js.restored);
 	int orphans = spool_clean_tmp(cfg->data_dir) +
 	    queue_clean_orphans(cfg->data_dir);
 	if (orphans > 0)
@@ -340,6 +330,29 @@ serve_cleanup(void)
 
 /* The resolver (its own thread, started after the privilege drop) and
  * the outbound scheduler. */
+/* After the privileges are dropped and the sandbox is on (a segment is
+ * the server's own data), before anything is served: what a crash left
+ * in the delivery journal goes back into the Maildirs. 0 when the
+ * journal can be used. */
+static int
+serve_replay_journal(const struct config *cfg)
+{
+	struct journal_replay_stats js;
+
+	if (journal_replay(cfg->data_dir, &js) < 0) {
+		log_warn("event=journal-replay-failed restored=%u saved=%u "
+		    "failed=%u reason=\"segments kept for the next start; "
+		    "deliveries take the fsync path\"", js.restored, js.saved,
+		    js.failed);
+		return -1;
+	}
+	if (js.records > 0)
+		log_info("event=journal-replayed segments=%u records=%u "
+		    "restored=%u saved=%u", js.segments, js.records,
+		    js.restored, js.saved);
+	return 0;
+}
+
 static int
 serve_start_delivery(const struct config *cfg)
 {
@@ -405,7 +418,8 @@ serve_main(struct config *cfg, int verbose)
 		serve_cleanup();
 		return 1;
 	}
-	if (srv.journal_ok && journal_start(cfg->data_dir, srv.base) < 0)
+	if (serve_replay_journal(cfg) == 0 &&
+	    journal_start(cfg->data_dir, srv.base) < 0)
 		log_warn("event=journal-unavailable reason=\"deliveries take "
 		    "the fsync path\"");
 	log_info("event=started hostname=%s data_dir=%s pid=%ld",

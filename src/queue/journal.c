@@ -39,6 +39,7 @@ struct jseg {
 	uint64_t gen;
 	uint64_t size;		/* octets of records written */
 	uint64_t disk;		/* the file's length */
+	bool prep_failed;	/* zeros could not be written: leave it */
 	struct timespec first;	/* when the first record was written */
 	enum seg_state state;
 };
@@ -62,9 +63,15 @@ static struct {
 	struct jlist in, done;
 	unsigned pending;		/* loop thread only */
 	bool inited, started, stopping, ckpt_stop, writing;
+	/* A checkpoint's syncfs failed. Since Linux 5.8 syncfs reports a
+	 * writeback error once; a later success proves nothing about the
+	 * pages that failed. So the segments are never spent in this run
+	 * (the next start replays them) and every delivery takes the fsync
+	 * path from then on. */
+	bool broken;
 	int cur;			/* the ACTIVE segment, or -1 */
 	struct jseg seg[JOURNAL_NSEG];
-	int qfd;			/* data_dir/queue, for syncfs */
+	int qfd;			/* data_dir/queue/tmp, for syncfs */
 	int efd;
 	struct event *ev;
 	pthread_t writer, ckpt;
@@ -223,6 +230,8 @@ static int
 seg_pick(void)
 {
 	int c = J.cur;
+	if (J.broken)
+		return -1;
 	if (c >= 0) {
 		struct jseg *s = &J.seg[c];
 		bool full = s->size >= JOURNAL_SEG_MAX || (s->size > 0 &&
@@ -230,8 +239,8 @@ seg_pick(void)
 		if (!full)
 			return c;
 		int n = seg_find_free(c);
-		if (n < 0)
-			return c;	/* the checkpoint is behind: grow */
+		if (n < 0)	/* the checkpoint is behind: grow, up to a point */
+			return s->size < 4 * (uint64_t)JOURNAL_SEG_MAX ? c : -1;
 		seg_close_cur();
 		seg_activate(n);
 		return n;
@@ -433,7 +442,7 @@ journal_writer(void *unused)
 		pthread_mutex_unlock(&J.mu);
 
 		journal_run_batch(batch, s);
-		if (J.cap > JOURNAL_BATCH_MAX * 2) {
+		if (J.cap > JOURNAL_BATCH_MAX / 2) {
 			/* A big batch passed: give the memory back. */
 			x_free(&J.buf);
 			J.cap = 0;
@@ -486,6 +495,8 @@ journal_prepare(int i)
 	pthread_mutex_lock(&J.mu);
 	if (rc == 0)
 		s->disk = off;
+	else
+		s->prep_failed = true;	/* usable, only not prepared */
 	s->state = SEG_FREE;
 }
 
@@ -494,7 +505,7 @@ static int
 journal_unprepared(void)
 {
 	for (int i = 0; i < JOURNAL_NSEG; i++)
-		if (J.seg[i].state == SEG_FREE &&
+		if (J.seg[i].state == SEG_FREE && !J.seg[i].prep_failed &&
 		    J.seg[i].disk < JOURNAL_SEG_MAX)
 			return i;
 	return -1;
@@ -518,10 +529,12 @@ journal_checkpointer(void *unused)
 		for (int i = 0; i < JOURNAL_NSEG; i++)
 			if (J.seg[i].state == SEG_CLOSED)
 				mask |= 1u << i;
+		if (J.broken)
+			mask = 0;	/* kept for the next start's replay */
 		if (mask == 0 || failing) {
 			if (J.ckpt_stop && (mask == 0 || failing))
 				break;
-			int u = failing ? -1 : journal_unprepared();
+			int u = failing || J.broken ? -1 : journal_unprepared();
 			if (u >= 0 && !J.ckpt_stop) {
 				journal_prepare(u);
 				continue;
@@ -541,6 +554,12 @@ journal_checkpointer(void *unused)
 		unsigned long long t0 = now_us();
 		if (syncfs(J.qfd) < 0) {
 			log_warn("event=journal-checkpoint-failed");
+			log_warnx("event=journal-disabled reason=\"the segments "
+			    "stay for the next start to replay; deliveries take "
+			    "the fsync path\"");
+			pthread_mutex_lock(&J.mu);
+			J.broken = true;
+			pthread_mutex_unlock(&J.mu);
 		} else {
 			for (int i = 0; i < JOURNAL_NSEG; i++)
 				if ((mask & (1u << i)) &&
@@ -640,7 +659,8 @@ journal_start(const char *data_dir, struct event_base *base)
 	for (int i = 0; i < JOURNAL_NSEG; i++)
 		J.seg[i].fd = -1;
 	J.inited = true;
-	if (snprintf(q, sizeof(q), "%s/queue", data_dir) >= (int)sizeof(q)) {
+	if (snprintf(q, sizeof(q), "%s/queue/tmp", data_dir) >=
+	    (int)sizeof(q)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
@@ -659,9 +679,9 @@ journal_start(const char *data_dir, struct event_base *base)
 		goto fail;
 	uint64_t g;
 	if (getentropy(&g, sizeof(g)) < 0)
-		g = (uint64_t)time(NULL) << 20;
+		goto fail;	/* a generation must not repeat an old one */
 	J.next_gen = g | 1;
-	J.stopping = J.ckpt_stop = false;
+	J.stopping = J.ckpt_stop = J.broken = false;
 	if (pthread_create(&J.writer, NULL, journal_writer, NULL) != 0)
 		goto fail;
 	if (pthread_create(&J.ckpt, NULL, journal_checkpointer, NULL) != 0)
@@ -713,6 +733,8 @@ void
 journal_stop(void)
 {
 	if (J.started) {
+		/* Deliveries the done callbacks below start take the pool. */
+		J.started = false;
 		pthread_mutex_lock(&J.mu);
 		J.stopping = true;
 		pthread_cond_broadcast(&J.work_cv);
@@ -730,7 +752,6 @@ journal_stop(void)
 		    "checkpoint_ms=%llu", J.stats.records, J.stats.batches,
 		    J.stats.fallbacks, J.stats.checkpoints,
 		    J.stats.sync_us / 1000, J.stats.checkpoint_us / 1000);
-		J.started = false;
 	}
 	if (!J.inited)
 		return;

@@ -13,7 +13,9 @@
  * fsync'd then), reused in turn; a segment is closed when it passes
  * JOURNAL_SEG_MAX octets or is older than a second. Messages over
  * JOURNAL_MAX_MESSAGE, or when no segment can be written, take the
- * classic path (local_delivery_run: fsync of the file and of new/). */
+ * classic path (local_delivery_run: fsync of the file and of new/), and
+ * so does everything after a checkpoint's syncfs failed (the segments are
+ * then left for the next start to replay). */
 #ifndef QUEUE_JOURNAL_H
 #define QUEUE_JOURNAL_H
 
@@ -35,7 +37,8 @@ struct journal_replay_stats {
 	unsigned segments;	/* segment files that held records */
 	unsigned records;	/* valid records read */
 	unsigned restored;	/* Maildir files written back */
-	unsigned failed;	/* targets that could not be written */
+	unsigned saved;		/* put in queue/journal-failed instead */
+	unsigned failed;	/* neither (the segments stay) */
 };
 
 /* At start, before journal_start(): delivers what the segments under

@@ -1,6 +1,7 @@
 /* Journal record format: see journal_record.h. */
 #include "queue/journal_record.h"
 
+#include <endian.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,7 +60,7 @@ journal_hash(uint64_t seed, const void *p, size_t n)
 		for (int k = 0; k < 4; k++) {
 			uint64_t w;
 			memcpy(&w, s + i + 8 * k, 8);
-			lane[k] = mix(lane[k], w);
+			lane[k] = mix(lane[k], le64toh(w));
 		}
 	}
 	for (int k = 0; k < 4; k++)
@@ -67,7 +68,7 @@ journal_hash(uint64_t seed, const void *p, size_t n)
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w;
 		memcpy(&w, s + i, 8);
-		h = mix(h, w);
+		h = mix(h, le64toh(w));
 	}
 	uint64_t w = 0;
 	for (size_t k = 0; i + k < n; k++)

@@ -1,5 +1,7 @@
 /* Journal replay at start: every message a segment records goes back
- * into each Maildir that lacks it whole (journal.h). */
+ * into each Maildir that lacks it whole (journal.h). It runs with the
+ * server's own privileges and sandbox, and writes only under
+ * data_dir/mail/: a segment is data that the server process wrote. */
 #include "queue/journal.h"
 
 #include <dirent.h>
@@ -9,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,33 +19,39 @@
 #include "queue/journal_record.h"
 #include "store/maildir.h"
 
-/* True when path holds exactly n octets equal to content. */
-static bool
-replay_same(const char *path, const unsigned char *content, uint64_t n)
+enum replay_file { FILE_MISSING, FILE_SAME, FILE_PARTIAL, FILE_OTHER };
+
+/* What path holds against the n octets of content: nothing, the same
+ * octets, a beginning of them (a write the crash cut short), or another
+ * message. */
+static enum replay_file
+replay_compare(const char *path, const unsigned char *content, uint64_t n)
 {
 	struct stat sb;
 	unsigned char chunk[65536];
 	uint64_t off = 0;
-	bool same = false;
+	enum replay_file res = FILE_OTHER;
 
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return false;
-	if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size != n)
+		return errno == ENOENT ? FILE_MISSING : FILE_OTHER;
+	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode) ||
+	    (uint64_t)sb.st_size > n)
 		goto out;
-	while (off < n) {
+	uint64_t size = (uint64_t)sb.st_size;
+	while (off < size) {
 		ssize_t r = read(fd, chunk, sizeof(chunk));
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0 || (uint64_t)r > n - off ||
+		if (r <= 0 || (uint64_t)r > size - off ||
 		    memcmp(chunk, content + off, (size_t)r) != 0)
 			goto out;
 		off += (uint64_t)r;
 	}
-	same = true;
+	res = size == n ? FILE_SAME : FILE_PARTIAL;
 out:
 	close(fd);
-	return same;
+	return res;
 }
 
 /* True when cur/ holds name with its flags ("name:2,...") and all of
@@ -68,29 +75,32 @@ replay_in_cur(const char *maildir, const char *name,
 		    (e->d_name[len] != ':' && e->d_name[len] != '\0'))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		found = replay_same(p, content, n);
+		found = replay_compare(p, content, n) == FILE_SAME;
 	}
 	closedir(d);
 	return found;
 }
 
-/* Writes the message to tmp/name, fsyncs it and renames it to new/name,
- * over whatever partial file is there. */
+/* Writes the message to dir/tmp/name, fsyncs it, renames it to
+ * dir/new/name (over a partial file of that name) and fsyncs the
+ * directories up to dir's parent. */
 static int
 replay_write(const char *maildir, const char *name,
     const unsigned char *content, uint64_t n)
 {
-	char tmp[PATH_MAX], dst[PATH_MAX];
+	char tmp[PATH_MAX], dst[PATH_MAX], newdir[PATH_MAX];
 
 	if (snprintf(tmp, sizeof(tmp), "%s/tmp/%s", maildir, name) >=
 	    (int)sizeof(tmp) || snprintf(dst, sizeof(dst), "%s/new/%s",
-	    maildir, name) >= (int)sizeof(dst)) {
+	    maildir, name) >= (int)sizeof(dst) || snprintf(newdir,
+	    sizeof(newdir), "%s/new", maildir) >= (int)sizeof(newdir)) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	if (maildir_create(maildir) < 0)
 		return -1;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
+	    O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -1;
 	if (fs_write_all(fd, content, (size_t)n) < 0 || fsync(fd) < 0) {
@@ -106,61 +116,147 @@ replay_write(const char *maildir, const char *name,
 		errno = e;
 		return -1;
 	}
+	/* new/, the Maildir (maildir_create may have made it) and the
+	 * directory above it. */
+	if (fs_fsync_dir(newdir) < 0 || fs_fsync_parent(newdir) < 0 ||
+	    fs_fsync_parent(maildir) < 0)
+		return -1;
 	return 0;
 }
 
-static void
-replay_record(const struct journal_rec *r, struct journal_replay_stats *st)
+/* A target path the server itself would write: under data_dir/mail/,
+ * without "." or ".." components. */
+static bool
+replay_path_ok(const char *data_dir, const char *path)
 {
-	char p[PATH_MAX];
+	char root[PATH_MAX];
+	int n = snprintf(root, sizeof(root), "%s/mail/", data_dir);
+	if (n < 0 || (size_t)n >= sizeof(root) ||
+	    strncmp(path, root, (size_t)n) != 0)
+		return false;
+	for (const char *p = path + n; *p; ) {
+		const char *e = strchr(p, '/');
+		size_t len = e ? (size_t)(e - p) : strlen(p);
+		if (len == 0 || (len == 1 && p[0] == '.') ||
+		    (len == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		p += len + (e != NULL);
+	}
+	return true;
+}
+
+/* Keeps a message that could not go back into its Maildir in
+ * data_dir/queue/journal-failed/NAME (fsync'd), for the operator. */
+static int
+replay_save_failed(const char *data_dir, const char *name,
+    const unsigned char *content, uint64_t n)
+{
+	char dir[PATH_MAX], p[PATH_MAX];
+
+	if (snprintf(dir, sizeof(dir), "%s/queue/journal-failed", data_dir) >=
+	    (int)sizeof(dir) || snprintf(p, sizeof(p), "%s/%s", dir, name) >=
+	    (int)sizeof(p)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if (fs_mkdir_p(dir, 0700) < 0)
+		return -1;
+	if (fs_write_file(p, content, (size_t)n, 0600) < 0)
+		return -1;
+	return fs_fsync_parent(dir);
+}
+
+static void
+replay_record(const char *data_dir, const struct journal_rec *r,
+    struct journal_replay_stats *st)
+{
+	char p[PATH_MAX], fresh[256];
 
 	for (size_t i = 0; i < r->ntargets; i++) {
 		const struct journal_target *t = &r->targets[i];
-		if (snprintf(p, sizeof(p), "%s/new/%s", t->path, t->name) <
-		    (int)sizeof(p) && replay_same(p, r->content,
-		    r->content_len))
+		const char *name = t->name;
+		enum replay_file f = FILE_OTHER;
+		bool ok = replay_path_ok(data_dir, t->path);
+		if (ok && snprintf(p, sizeof(p), "%s/new/%s", t->path, name) <
+		    (int)sizeof(p))
+			f = replay_compare(p, r->content, r->content_len);
+		if (f == FILE_SAME || (ok && f != FILE_PARTIAL &&
+		    replay_in_cur(t->path, name, r->content, r->content_len)))
 			continue;
-		if (replay_in_cur(t->path, t->name, r->content,
-		    r->content_len))
+		if (f == FILE_OTHER) {
+			/* The name went to another message (the link fell
+			 * back to a fresh name): never write over it. */
+			maildir_unique_name(fresh, sizeof(fresh),
+			    r->content_len);
+			name = fresh;
+		}
+		if (ok && replay_write(t->path, name, r->content,
+		    r->content_len) == 0) {
+			log_info("event=journal-restored maildir=%s name=%s "
+			    "size=%llu", t->path, name,
+			    (unsigned long long)r->content_len);
+			st->restored++;
 			continue;
-		if (replay_write(t->path, t->name, r->content,
+		}
+		log_warn("event=journal-replay-failed maildir=%s name=%s%s",
+		    t->path, t->name, ok ? "" : " reason=\"not under "
+		    "data_dir/mail\"");
+		if (replay_save_failed(data_dir, t->name, r->content,
 		    r->content_len) < 0) {
-			log_warn("event=journal-replay-failed maildir=%s "
-			    "name=%s", t->path, t->name);
+			log_warn("event=journal-replay-failed name=%s "
+			    "step=journal-failed", t->name);
 			st->failed++;
 			continue;
 		}
-		log_info("event=journal-restored maildir=%s name=%s size=%llu",
-		    t->path, t->name, (unsigned long long)r->content_len);
-		st->restored++;
+		log_warnx("event=journal-saved name=%s dir=queue/journal-failed",
+		    t->name);
+		st->saved++;
 	}
 }
 
-/* Replays one segment; 1 when it held records, 0 when not, -1. */
+/* Replays one segment; 1 when it held records, 0 when not, -1. Read
+ * with pread, not mmap: a read error must be an error, not SIGBUS. */
 static int
-replay_segment(int fd, struct journal_replay_stats *st)
+replay_segment(const char *data_dir, int fd, struct journal_replay_stats *st)
 {
 	struct stat sb;
+	unsigned char head[JOURNAL_HDR_SIZE];
 
 	if (fstat(fd, &sb) < 0)
 		return -1;
 	if (sb.st_size < JOURNAL_HDR_SIZE)
 		return 0;
-	size_t size = (size_t)sb.st_size;
-	unsigned char *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (p == MAP_FAILED)
+	/* Most segments are spent: their first record is gone. */
+	ssize_t h = pread(fd, head, sizeof(head), 0);
+	if (h < 0)
 		return -1;
+	if (h < (ssize_t)sizeof(head) || memcmp(head, "CRJ1", 4) != 0)
+		return 0;
+	size_t size = (size_t)sb.st_size, off = 0, n;
+	unsigned char *p = malloc(size);
+	if (p == NULL)
+		return -1;
+	while (off < size) {
+		ssize_t r = pread(fd, p + off, size - off, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			free(p);
+			return -1;
+		}
+		off += (size_t)r;
+	}
 	uint64_t gen = 0;
-	size_t off = 0, n;
 	unsigned records = 0;
 	struct journal_rec r;
+	off = 0;
 	while ((n = journal_rec_next(p + off, size - off, &gen, &r)) > 0) {
-		replay_record(&r, st);
+		replay_record(data_dir, &r, st);
 		journal_rec_free(&r);
 		records++;
 		off += n;
 	}
-	munmap(p, size);
+	free(p);
 	st->records += records;
 	return records > 0;
 }
@@ -186,14 +282,15 @@ journal_replay(const char *data_dir, struct journal_replay_stats *st)
 				rc = -1;
 			continue;
 		}
-		int k = replay_segment(fds[i], st);
+		int k = replay_segment(data_dir, fds[i], st);
 		if (k < 0)
 			rc = -1;
 		used[i] = k > 0;
 		st->segments += k > 0;
 	}
 	/* What was put back must be durable before the records go; a
-	 * target not written keeps every segment for the next start. */
+	 * message neither put back nor saved keeps every segment for the
+	 * next start. */
 	if (st->failed)
 		rc = -1;
 	static const unsigned char zero[8];

@@ -162,14 +162,18 @@ assert_file(const char *path, const char *content)
 	assert_memory_equal(got, content, (size_t)n);
 }
 
+static unsigned count_files(const char *dir);
+
 static void
 test_replay(void **state)
 {
 	static unsigned char buf[16384];
 	char md[PATH_MAX], other[PATH_MAX], jdir[PATH_MAX], p[PATH_MAX + 64];
-	const char *content[4] = { "message zero\r\n", "message one\r\n",
-	    "message two\r\n", "message three\r\n" };
-	const char *name[4] = { "m0", "m1", "m2", "m3" };
+	const char *content[6] = { "message zero\r\n", "message one\r\n",
+	    "message two\r\n", "message three\r\n", "message four\r\n",
+	    "message five\r\n" };
+	const char *name[6] = { "m0", "m1", "m2", "m3", "m4", "m5" };
+	char evil[PATH_MAX];
 	struct journal_replay_stats st;
 	size_t len = 0;
 	(void)state;
@@ -177,11 +181,13 @@ test_replay(void **state)
 	snprintf(md, sizeof(md), "%s/r/mail/x/alice", root);
 	snprintf(other, sizeof(other), "%s/r/mail/x/gone", root);
 	snprintf(jdir, sizeof(jdir), "%s/r/queue/journal", root);
+	/* Not under data_dir/mail: never written, kept aside instead. */
+	snprintf(evil, sizeof(evil), "%s/r/mail/../evil", root);
 	assert_int_equal(maildir_create(md), 0);
 	assert_int_equal(fs_mkdir_p(jdir, 0700), 0);
-	for (int i = 0; i < 4; i++) {
-		struct journal_target t[2] = { { md, (char *)name[i] },
-		    { other, (char *)name[i] } };
+	for (int i = 0; i < 6; i++) {
+		struct journal_target t[2] = { { i == 4 ? evil : md,
+		    (char *)name[i] }, { other, (char *)name[i] } };
 		put_record(buf, &len, 9, t, i == 0 ? 2 : 1, content[i]);
 	}
 	snprintf(p, sizeof(p), "%s/0", jdir);
@@ -205,14 +211,29 @@ test_replay(void **state)
 	write_file(p, content[2]);
 	snprintf(p, sizeof(p), "%s/cur/m3:2,S", md);
 	write_file(p, content[3]);
+	/* m2 cut short is written again; a file named m5 that is another
+	 * message is left alone, m5 gets a name of its own. */
+	snprintf(p, sizeof(p), "%s/new/m2", md);
+	write_file(p, "message t");
+	snprintf(p, sizeof(p), "%s/new/m5", md);
+	write_file(p, "somebody else\r\n");
 
 	char data[PATH_MAX];
 	snprintf(data, sizeof(data), "%s/r", root);
 	assert_int_equal(journal_replay(data, &st), 0);
 	assert_int_equal(st.segments, 1);
-	assert_int_equal(st.records, 4);
-	assert_int_equal(st.restored, 3);	/* m0 twice, m1 */
+	assert_int_equal(st.records, 6);
+	assert_int_equal(st.restored, 5);	/* m0 twice, m1, m2, m5 */
+	assert_int_equal(st.saved, 1);		/* m4 */
 	assert_int_equal(st.failed, 0);
+	snprintf(p, sizeof(p), "%s/r/queue/journal-failed/m4", root);
+	assert_file(p, content[4]);
+	snprintf(p, sizeof(p), "%s/r/evil", root);
+	assert_int_equal(access(p, F_OK), -1);
+	snprintf(p, sizeof(p), "%s/new/m5", md);
+	assert_file(p, "somebody else\r\n");
+	snprintf(p, sizeof(p), "%s/new", md);
+	assert_int_equal(count_files(p), 5);	/* m0 m1 m2 m5, m5 again */
 	snprintf(p, sizeof(p), "%s/new/m0", md);
 	assert_file(p, content[0]);
 	snprintf(p, sizeof(p), "%s/new/m0", other);
