@@ -500,10 +500,14 @@ journal_prepare(int i)
 	s->state = SEG_FREE;
 }
 
-/* A free segment shorter than its full length, or -1. */
+/* A free segment shorter than its full length, or -1. Only once the
+ * journal is busy (JOURNAL_PREPARE_AFTER records since the start): a
+ * server that sees little mail keeps its segments small. */
 static int
 journal_unprepared(void)
 {
+	if (J.stats.records < JOURNAL_PREPARE_AFTER)
+		return -1;
 	for (int i = 0; i < JOURNAL_NSEG; i++)
 		if (J.seg[i].state == SEG_FREE && !J.seg[i].prep_failed &&
 		    J.seg[i].disk < JOURNAL_SEG_MAX)

@@ -10,7 +10,8 @@
  * a file fsync per message, and is written with one fdatasync per batch.
  *
  * Segments: data_dir/queue/journal/0 .. 3, made once (their directory is
- * fsync'd then), reused in turn; a segment is closed when it passes
+ * fsync'd then), reused in turn, and written over with zeros to their
+ * full length once the journal is busy; a segment is closed when it passes
  * JOURNAL_SEG_MAX octets or is older than a second. Messages over
  * JOURNAL_MAX_MESSAGE, or when no segment can be written, take the
  * classic path (local_delivery_run: fsync of the file and of new/), and
@@ -30,6 +31,7 @@
 #define JOURNAL_MAX_MESSAGE	(1u << 20)
 #define JOURNAL_CLOSE_MS	1000
 #define JOURNAL_BATCH_MAX	(8u << 20)	/* octets of messages */
+#define JOURNAL_PREPARE_AFTER	256	/* records before segments grow */
 
 struct event_base;
 
