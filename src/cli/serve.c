@@ -328,8 +328,6 @@ serve_cleanup(void)
 	memset(&srv, 0, sizeof(srv));
 }
 
-/* The resolver (its own thread, started after the privilege drop) and
- * the outbound scheduler. */
 /* After the privileges are dropped and the sandbox is on (a segment is
  * the server's own data), before anything is served: what a crash left
  * in the delivery journal goes back into the Maildirs. 0 when the
@@ -353,6 +351,8 @@ serve_replay_journal(const struct config *cfg)
 	return 0;
 }
 
+/* The resolver (its own thread, started after the privilege drop) and
+ * the outbound scheduler. */
 static int
 serve_start_delivery(const struct config *cfg)
 {

@@ -185,6 +185,41 @@ fs_write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+/* pwrite or pread until all n octets are done. */
+static int
+fs_transfer_all(int fd, void *p, size_t n, uint64_t off, bool writing)
+{
+	char *c = p;
+	while (n > 0) {
+		ssize_t r = writing ? pwrite(fd, c, n, (off_t)off) :
+		    pread(fd, c, n, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0) {
+			errno = EIO;
+			return -1;
+		}
+		c += r;
+		n -= (size_t)r;
+		off += (uint64_t)r;
+	}
+	return 0;
+}
+
+int
+fs_pwrite_all(int fd, const void *p, size_t n, uint64_t off)
+{
+	return fs_transfer_all(fd, (void *)(uintptr_t)p, n, off, true);
+}
+
+int
+fs_pread_all(int fd, void *p, size_t n, uint64_t off)
+{
+	return fs_transfer_all(fd, p, n, off, false);
+}
+
 int
 fs_write_file(const char *path, const void *p, size_t n, mode_t mode)
 {

@@ -4,6 +4,7 @@
 #define CORE_FS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* mkdir -p; 0 or -1 with errno. */
@@ -21,6 +22,10 @@ unsigned long fs_fsync_dir_shared_runs(void);
 int fs_fsync_parent(const char *path);
 /* write(2) all of p, retrying on EINTR and short writes; 0 or -1. */
 int fs_write_all(int fd, const void *p, size_t n);
+/* pwrite(2) / pread(2) all n octets at off, retrying on EINTR and short
+ * transfers; 0, or -1 with errno (EIO when the file ends first). */
+int fs_pwrite_all(int fd, const void *p, size_t n, uint64_t off);
+int fs_pread_all(int fd, void *p, size_t n, uint64_t off);
 /* Writes a whole file durably: tmp file, fsync, rename, fsync dir. */
 int fs_write_file(const char *path, const void *p, size_t n, mode_t mode);
 

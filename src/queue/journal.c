@@ -151,46 +151,6 @@ now_us(void)
 	    (unsigned long long)ts.tv_nsec / 1000;
 }
 
-static int
-pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		if (w == 0) {
-			errno = EIO;
-			return -1;
-		}
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
-static int
-pread_all(int fd, unsigned char *p, size_t n, uint64_t off)
-{
-	while (n > 0) {
-		ssize_t r = pread(fd, p, n, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -1;
-		if (r == 0) {
-			errno = EIO;	/* the spool file is shorter */
-			return -1;
-		}
-		p += r;
-		n -= (size_t)r;
-		off += (uint64_t)r;
-	}
-	return 0;
-}
-
 /* ---- segments (J.mu held) ---- */
 
 static void
@@ -302,7 +262,7 @@ journal_add_record(struct jitem *it, uint64_t gen, size_t *len,
 		if (sf->fd < 0)		/* all in memory still */
 			memcpy(rec + off, sf->buf, (size_t)sf->size);
 		else
-			ok = pread_all(sf->fd, rec + off, (size_t)sf->size,
+			ok = fs_pread_all(sf->fd, rec + off, (size_t)sf->size,
 			    0) == 0;
 		if (ok) {
 			journal_rec_seal(rec);
@@ -382,7 +342,7 @@ journal_run_batch(struct jitem *batch, int s)
 		journal_rec_seal(J.buf + last);
 		len += pad;
 	}
-	if (len > 0 && (pwrite_all(seg->fd, J.buf, len, seg->size) < 0 ||
+	if (len > 0 && (fs_pwrite_all(seg->fd, J.buf, len, seg->size) < 0 ||
 	    fdatasync(seg->fd) < 0)) {
 		log_warn("event=journal-write-failed segment=%d", s);
 		pthread_mutex_lock(&J.mu);
@@ -467,7 +427,7 @@ journal_writer(void *unused)
 static int
 journal_invalidate(int fd)
 {
-	if (pwrite_all(fd, J.zeros, JOURNAL_BLOCK, 0) < 0 ||
+	if (fs_pwrite_all(fd, J.zeros, JOURNAL_BLOCK, 0) < 0 ||
 	    fdatasync(fd) < 0)
 		return -1;
 	return 0;
@@ -485,7 +445,7 @@ journal_prepare(int i)
 	pthread_mutex_unlock(&J.mu);
 	int rc = 0;
 	while (rc == 0 && off < JOURNAL_SEG_MAX) {
-		rc = pwrite_all(s->fd, J.zeros, JOURNAL_ZEROS, off);
+		rc = fs_pwrite_all(s->fd, J.zeros, JOURNAL_ZEROS, off);
 		off += JOURNAL_ZEROS;
 	}
 	if (rc == 0)
@@ -513,6 +473,32 @@ journal_unprepared(void)
 		    J.seg[i].disk < JOURNAL_SEG_MAX)
 			return i;
 	return -1;
+}
+
+/* The links of the closed segments in mask are made durable (syncfs),
+ * then those segments are invalidated; returns the ones freed (J.mu not
+ * held). */
+static unsigned
+journal_checkpoint(unsigned mask)
+{
+	unsigned freed = 0;
+
+	if (syncfs(J.qfd) < 0) {
+		log_warn("event=journal-checkpoint-failed");
+		log_warnx("event=journal-disabled reason=\"the segments stay "
+		    "for the next start to replay; deliveries take the fsync "
+		    "path\"");
+		pthread_mutex_lock(&J.mu);
+		J.broken = true;
+		pthread_mutex_unlock(&J.mu);
+		return 0;
+	}
+	for (int i = 0; i < JOURNAL_NSEG; i++)
+		if ((mask & (1u << i)) && journal_invalidate(J.seg[i].fd) == 0)
+			freed |= 1u << i;
+	if (freed != mask)
+		log_warn("event=journal-checkpoint-failed step=invalidate");
+	return freed;
 }
 
 static void *
@@ -553,27 +539,8 @@ journal_checkpointer(void *unused)
 			continue;
 		}
 		pthread_mutex_unlock(&J.mu);
-
-		unsigned freed = 0;
 		unsigned long long t0 = now_us();
-		if (syncfs(J.qfd) < 0) {
-			log_warn("event=journal-checkpoint-failed");
-			log_warnx("event=journal-disabled reason=\"the segments "
-			    "stay for the next start to replay; deliveries take "
-			    "the fsync path\"");
-			pthread_mutex_lock(&J.mu);
-			J.broken = true;
-			pthread_mutex_unlock(&J.mu);
-		} else {
-			for (int i = 0; i < JOURNAL_NSEG; i++)
-				if ((mask & (1u << i)) &&
-				    journal_invalidate(J.seg[i].fd) == 0)
-					freed |= 1u << i;
-			if (freed != mask)
-				log_warn("event=journal-checkpoint-failed "
-				    "step=invalidate");
-		}
-
+		unsigned freed = journal_checkpoint(mask);
 		pthread_mutex_lock(&J.mu);
 		for (int i = 0; i < JOURNAL_NSEG; i++) {
 			if (!(freed & (1u << i)))
@@ -647,6 +614,7 @@ journal_open_segments(const char *data_dir)
 			return -1;
 		J.seg[i].fd = fd;
 		J.seg[i].disk = (uint64_t)sb.st_size;
+		J.seg[i].prep_failed = false;
 		J.seg[i].state = SEG_FREE;
 	}
 	/* The names must survive a crash before any record counts. */

@@ -234,22 +234,13 @@ replay_segment(const char *data_dir, int fd, struct journal_replay_stats *st)
 		return 0;
 	size_t size = (size_t)sb.st_size, off = 0, n;
 	unsigned char *p = malloc(size);
-	if (p == NULL)
+	if (p == NULL || fs_pread_all(fd, p, size, 0) < 0) {
+		free(p);
 		return -1;
-	while (off < size) {
-		ssize_t r = pread(fd, p + off, size - off, (off_t)off);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			free(p);
-			return -1;
-		}
-		off += (size_t)r;
 	}
 	uint64_t gen = 0;
 	unsigned records = 0;
 	struct journal_rec r;
-	off = 0;
 	while ((n = journal_rec_next(p + off, size - off, &gen, &r)) > 0) {
 		replay_record(data_dir, &r, st);
 		journal_rec_free(&r);

@@ -83,6 +83,7 @@ spool_open_file(struct spool_file *sf)
 		sf->error = errno;
 		return -1;
 	}
+	sf->created = true;
 	return 0;
 }
 
@@ -184,9 +185,10 @@ spool_discard(struct spool_file *sf)
 		close(sf->fd);
 		sf->fd = -1;
 	}
-	if (sf->path[0]) {
+	/* A lazy file never made has no name to remove: the path might be
+	 * somebody else's. */
+	if (sf->path[0] && sf->created)
 		unlink(sf->path);
-		sf->path[0] = '\0';
-	}
+	sf->path[0] = '\0';
 	x_free(&sf->buf);
 }

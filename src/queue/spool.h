@@ -5,6 +5,7 @@
 #define QUEUE_SPOOL_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,7 @@ struct spool_file {
 	char path[PATH_MAX];
 	uint64_t size;		/* octets written so far */
 	int error;		/* errno of the first failed write, or 0 */
+	bool created;		/* the file exists (ours to remove) */
 	/* fd < 0 after spool_create_lazy: octets 0..size are all in buf. */
 	size_t buffered;
 	char *buf;		/* SPOOL_BUF_SIZE octets */

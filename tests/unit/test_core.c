@@ -128,6 +128,31 @@ shared_caller(void *arg)
 	return NULL;
 }
 
+/* fs_pwrite_all and fs_pread_all at an offset; a read past the end of
+ * the file is EIO, not a short success. */
+static void
+test_pread_pwrite_all(void **state)
+{
+	char path[] = "/tmp/correo-fsrw-XXXXXX", got[16];
+	(void)state;
+
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(fs_pwrite_all(fd, "world", 5, 6), 0);
+	assert_int_equal(fs_pwrite_all(fd, "hello ", 6, 0), 0);
+	assert_int_equal(fs_pread_all(fd, got, 11, 0), 0);
+	assert_memory_equal(got, "hello world", 11);
+	assert_int_equal(fs_pread_all(fd, got, 5, 6), 0);
+	assert_memory_equal(got, "world", 5);
+	errno = 0;
+	assert_int_equal(fs_pread_all(fd, got, 8, 6), -1);
+	assert_int_equal(errno, EIO);
+	close(fd);
+	assert_int_equal(fs_pwrite_all(fd, "x", 1, 0), -1);
+	assert_int_equal(errno, EBADF);
+}
+
 static void
 test_fsync_dir_shared(void **state)
 {
@@ -167,6 +192,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf),
 		cmocka_unit_test(test_fsync_dir_shared),
+		cmocka_unit_test(test_pread_pwrite_all),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_strlist),

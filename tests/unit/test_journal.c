@@ -292,9 +292,18 @@ test_spool_lazy(void **state)
 		assert_int_equal(sf.size, sizeof(big) + 4 + (first_big ? 0 : 6));
 		spool_discard(&sf);
 	}
+	/* A lazy file never made is not removed by name: the name may be
+	 * another's file. */
+	struct spool_file sf;
+	assert_int_equal(spool_create_lazy(data, &sf), 0);
+	char other[PATH_MAX];
+	snprintf(other, sizeof(other), "%s", sf.path);
+	write_file(other, "not ours");
+	spool_discard(&sf);
+	assert_file(other, "not ours");
+	unlink(other);
 	/* A message that never outgrows it is written by
 	 * spool_materialize (the worker thread). */
-	struct spool_file sf;
 	assert_int_equal(spool_create_lazy(data, &sf), 0);
 	spool_write(&sf, "small", 5);
 	assert_int_equal(spool_flush(&sf), 0);
