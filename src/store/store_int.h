@@ -20,7 +20,7 @@
 #include "core/log.h"
 #include "store/store.h"
 
-#define STORE_SCHEMA_VERSION	3
+#define STORE_SCHEMA_VERSION	4
 #define STORE_NAME_MAX		255	/* octets of a file name */
 #define STORE_SCAN_TRIES	3
 #define STORE_KEYWORDS_MAX	64	/* per mailbox */
@@ -81,8 +81,15 @@ struct store_mbox {
 };
 
 /* How much of an index file SQLite reads through mmap (256 MiB: the
- * index of some 100,000 messages). */
+ * index of some 100,000 messages), for the PRAGMA and for store_vfs.c. */
 #define STORE_MMAP_SIZE		"268435456"
+#define STORE_MMAP_BYTES	((int64_t)268435456)
+
+/* store_vfs.c: the VFS that index files are opened with (one mapping
+ * per file for the process, see there); store_vfs_init registers it and
+ * may be called any number of times. */
+#define STORE_VFS_NAME		"correo-index"
+void store_vfs_init(void);
 
 /* Folders a store keeps open between calls: enough for COPY's two and
  * a few STATUS targets. */

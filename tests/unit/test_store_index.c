@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "store/maildir.h"
 #include "store/store.h"
@@ -790,6 +791,91 @@ test_concurrent_loads(void **state)
 	pthread_mutex_destroy(&c.lock);
 }
 
+/* ---- the index mapping (store_vfs.c) ------------------------------------ */
+
+/* Mappings of path in this process: how many, and the first one's start. */
+static int
+index_mappings(const char *path, unsigned long *start_r)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[1024];
+	int n = 0;
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *nl = strchr(line, '\n');
+		if (nl != NULL)
+			*nl = '\0';
+		size_t ll = strlen(line), pl = strlen(path);
+		if (ll < pl || strcmp(line + ll - pl, path) != 0)
+			continue;
+		if (n++ == 0 && start_r != NULL)
+			*start_r = strtoul(line, NULL, 16);
+	}
+	fclose(f);
+	return n;
+}
+
+/* Two connections to one index share one mapping, which outlives the
+ * other's writes and the file's growth (SQLite's own VFS maps the file
+ * once per connection and unmaps it whenever another connection wrote),
+ * and it goes with the last connection. */
+static void
+test_index_mapped_once(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_mailbox mb;
+	char path[512], name[64];
+	unsigned long start = 0, again = 0;
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/index.db", fx->root);
+	assert_int_equal(maildir_create(fx->root), 0);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "first%04d", i);
+		put_file(fx->root, "new", name, 1000 + i);
+	}
+	struct store *a = open_store(fx), *b = open_store(fx);
+	load(a, "INBOX", &mb);
+	store_mailbox_free(&mb);
+	load(b, "INBOX", &mb);
+	assert_int_equal(mb.count, 20);
+	store_mailbox_free(&mb);
+	assert_int_equal(index_mappings(path, &start), 1);
+	assert_int_equal(stat(path, &sb), 0);
+	off_t small = sb.st_size;
+
+	/* a writes until the file has grown well past what b saw. */
+	for (int i = 0; i < 1500; i++) {
+		snprintf(name, sizeof(name), "later%04d", i);
+		put_file(fx->root, "new", name, 5000 + i);
+	}
+	load(a, "INBOX", &mb);
+	store_mailbox_free(&mb);
+	/* Into the file itself, not only the WAL. */
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_true(sb.st_size > 4 * small);
+
+	load(b, "INBOX", &mb);
+	assert_int_equal(mb.count, 1520);
+	for (uint32_t i = 0; i < mb.count; i++)
+		assert_int_equal(mb.msgs[i].uid, i + 1);
+	assert_int_equal(mb.msgs[1519].internaldate, 5000 + 1499);
+	store_mailbox_free(&mb);
+	assert_int_equal(index_mappings(path, &again), 1);
+	assert_true(again == start);
+
+	store_close(a);
+	assert_int_equal(index_mappings(path, NULL), 1);
+	store_close(b);
+	assert_int_equal(index_mappings(path, NULL), 0);
+}
+
 /* ---- size --------------------------------------------------------------- */
 
 static double
@@ -871,6 +957,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_index_lost, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_loads, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_index_mapped_once, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_ten_thousand, setup,
 		    teardown),

@@ -74,6 +74,31 @@ user_version(struct fixture *fx)
 	return v;
 }
 
+/* Whether SQLite answers the search caches' query (SQL_HDRSEARCH_LIST in
+ * store.c) from an index alone, without a look into each row. */
+static bool
+hdrsearch_covered(struct fixture *fx)
+{
+	char path[512];
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	bool covered = false;
+
+	snprintf(path, sizeof(path), "%s/index.db", fx->root);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN "
+	    "SELECT uid, hdrsearch FROM messages WHERE mailbox_id = ?1 "
+	    "AND uid >= ?2 ORDER BY uid LIMIT ?3", -1, &s, NULL), SQLITE_OK);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		const char *d = (const char *)sqlite3_column_text(s, 3);
+		if (d != NULL && strstr(d, "COVERING INDEX") != NULL)
+			covered = true;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return covered;
+}
+
 /* The Maildir and index a user of the first store had. */
 static void
 make_v1(struct fixture *fx, const char *extra_sql)
@@ -149,7 +174,8 @@ test_upgrade_v1(void **state)
 
 	make_v1(fx, NULL);
 	struct store *st = fx_open(fx);
-	assert_int_equal(user_version(fx), 3);
+	assert_int_equal(user_version(fx), 4);
+	assert_true(hdrsearch_covered(fx));
 	check_upgraded(fx, st, 7);
 	FX_OK(store_mailbox_list(st, &v, &n, error_r));
 	/* INBOX, Archive/2026, 100%, and the five special-use ones. */
@@ -215,7 +241,7 @@ test_newer_index_refused(void **state)
 	struct fixture *fx = *state;
 	char *err = NULL;
 
-	make_v1(fx, "PRAGMA user_version=4;");
+	make_v1(fx, "PRAGMA user_version=5;");
 	assert_null(store_open(fx->dir, USER, &err));
 	assert_non_null(strstr(err, "newer"));
 	free(err);
