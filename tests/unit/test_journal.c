@@ -331,6 +331,8 @@ delivery_done(void *arg)
 	(*d->done)++;
 }
 
+static struct event_base *journal_test_base;
+
 static unsigned
 count_files(const char *dir)
 {
@@ -464,6 +466,74 @@ test_writer_and_checkpoint(void **state)
 	event_base_free(base);
 }
 
+/* The length of the one segment that is not empty, or 0. */
+static off_t
+segment_length(const char *data)
+{
+	char p[PATH_MAX + 64];
+	off_t len = 0;
+
+	for (int i = 0; i < JOURNAL_NSEG; i++) {
+		struct stat sb;
+		snprintf(p, sizeof(p), "%s/queue/journal/%d", data, i);
+		if (stat(p, &sb) == 0 && sb.st_size > len)
+			len = sb.st_size;
+	}
+	return len;
+}
+
+static void
+deliver_one(const char *data, const char *md, struct delivery *d)
+{
+	int done = 0;
+
+	assert_int_equal(spool_create_lazy(data, &d->sf), 0);
+	spool_write(&d->sf, "Subject: x\r\n\r\nx\r\n", 17);
+	assert_int_equal(spool_flush(&d->sf), 0);
+	d->ld.spool = &d->sf;
+	d->ld.data_dir = data;
+	strlist_add(&d->ld.maildirs, md);
+	d->done = &done;
+	journal_submit(&d->ld, delivery_done, d);
+	while (done < 1)
+		event_base_loop(journal_test_base, EVLOOP_ONCE);
+	assert_int_equal(d->ld.delivered, 1);
+}
+
+/* While it has nothing to do, the writer writes the active segment ahead
+ * of its records: the next record's fdatasync then has no new file length
+ * to commit. */
+static void
+test_segment_written_ahead(void **state)
+{
+	char data[128], md[PATH_MAX];
+	static struct delivery d[2];
+	(void)state;
+
+	snprintf(data, sizeof(data), "%s/g", root);
+	snprintf(md, sizeof(md), "%s/mail/x/g", data);
+	assert_int_equal(maildir_create(md), 0);
+	assert_int_equal(spool_init(data), 0);
+	journal_test_base = event_base_new();
+	assert_int_equal(journal_start(data, journal_test_base), 0);
+	deliver_one(data, md, &d[0]);
+	/* Well before the segment is closed (JOURNAL_CLOSE_MS). */
+	for (int i = 0; i < 100 && segment_length(data) < 32768; i++)
+		usleep(2000);
+	off_t ahead = segment_length(data);
+	assert_true(ahead >= 32768);
+	assert_true(ahead <= 65536);	/* and not more, with little mail */
+	deliver_one(data, md, &d[1]);
+	assert_true(segment_length(data) == ahead);
+	journal_stop();
+	for (int i = 0; i < 2; i++) {
+		local_delivery_free(&d[i].ld);
+		spool_discard(&d[i].sf);
+	}
+	event_base_free(journal_test_base);
+	journal_test_base = NULL;
+}
+
 /* Deliveries waiting together go in batches of at most
  * JOURNAL_BATCH_MAX octets of messages, each written from memory. */
 static void
@@ -526,6 +596,7 @@ main(void)
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test(test_spool_lazy),
 		cmocka_unit_test(test_writer_and_checkpoint),
+		cmocka_unit_test(test_segment_written_ahead),
 		cmocka_unit_test(test_batch_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
