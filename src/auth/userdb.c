@@ -29,10 +29,22 @@
 #define USERDB_MAX_DOMAIN 255
 #define USERDB_MAX_ALIAS_DEPTH 10
 
+/* Statements kept prepared (SMTP asks four per RCPT: parsing them was
+ * most of its cost). */
+#define USERDB_STMTS	32
+
+struct userdb_stmt {
+	char *sql;
+	sqlite3_stmt *st;
+	bool busy;		/* handed out and not released yet */
+};
+
 struct userdb {
 	sqlite3 *db;
 	pthread_mutex_t lock;
 	char *data_dir;
+	struct userdb_stmt stmts[USERDB_STMTS];
+	size_t nstmts;
 };
 
 static const char userdb_schema[] =
@@ -252,23 +264,75 @@ userdb_canonical_target(const char *target)
 
 /* ---- statements --------------------------------------------------------- */
 
-/* Prepares sql and binds the non-NULL texts p1, p2 to ?1, ?2. */
+/* The statement for sql: a kept one when it is not in use already, else
+ * a new one (kept when there is room). NULL on error. */
+static sqlite3_stmt *
+userdb_stmt_get(struct userdb *db, const char *sql)
+{
+	struct userdb_stmt *free_slot = NULL;
+	sqlite3_stmt *st;
+
+	for (size_t i = 0; i < db->nstmts; i++) {
+		struct userdb_stmt *k = &db->stmts[i];
+		if (!k->busy && strcmp(k->sql, sql) == 0) {
+			k->busy = true;
+			return k->st;
+		}
+	}
+	if (db->nstmts < USERDB_STMTS)
+		free_slot = &db->stmts[db->nstmts];
+	if (sqlite3_prepare_v3(db->db, sql, -1, free_slot != NULL ?
+	    SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) != SQLITE_OK) {
+		log_warnx("userdb: prepare: %s", sqlite3_errmsg(db->db));
+		return NULL;
+	}
+	if (free_slot != NULL) {
+		free_slot->sql = x_strdup(sql);
+		free_slot->st = st;
+		free_slot->busy = true;
+		db->nstmts++;
+	}
+	return st;
+}
+
+/* Gives st back: a kept one is reset (which ends its read), another is
+ * finalized. */
+static void
+userdb_release(struct userdb *db, sqlite3_stmt *st)
+{
+	for (size_t i = 0; i < db->nstmts; i++) {
+		if (db->stmts[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			db->stmts[i].busy = false;
+			return;
+		}
+	}
+	sqlite3_finalize(st);
+}
+
+size_t
+userdb_statements_kept(const struct userdb *db)
+{
+	return db->nstmts;
+}
+
+/* Prepares sql and binds the non-NULL texts p1, p2 to ?1, ?2; give it back
+ * with userdb_release. */
 static sqlite3_stmt *
 userdb_prepare(struct userdb *db, const char *sql, const char *p1,
     const char *p2)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = userdb_stmt_get(db, sql);
 
-	if (sqlite3_prepare_v2(db->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		log_warnx("userdb: prepare: %s", sqlite3_errmsg(db->db));
+	if (st == NULL)
 		return NULL;
-	}
 	if ((p1 != NULL &&
 	    sqlite3_bind_text(st, 1, p1, -1, SQLITE_TRANSIENT) != SQLITE_OK) ||
 	    (p2 != NULL &&
 	    sqlite3_bind_text(st, 2, p2, -1, SQLITE_TRANSIENT) != SQLITE_OK)) {
 		log_warnx("userdb: bind: %s", sqlite3_errmsg(db->db));
-		sqlite3_finalize(st);
+		userdb_release(db, st);
 		return NULL;
 	}
 	return st;
@@ -286,7 +350,7 @@ userdb_run(struct userdb *db, const char *sql, const char *p1, const char *p2)
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_DONE && !userdb_is_constraint(rc))
 		log_warnx("userdb: %s", sqlite3_errmsg(db->db));
-	sqlite3_finalize(st);
+	userdb_release(db, st);
 	return rc;
 }
 
@@ -304,7 +368,7 @@ userdb_int(struct userdb *db, const char *sql, const char *p1, const char *p2)
 		v = sqlite3_column_int64(st, 0);
 	else if (rc != SQLITE_DONE)
 		log_warnx("userdb: %s", sqlite3_errmsg(db->db));
-	sqlite3_finalize(st);
+	userdb_release(db, st);
 	return v;
 }
 
@@ -320,7 +384,7 @@ userdb_exists(struct userdb *db, const char *sql, const char *p1,
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		log_warnx("userdb: %s", sqlite3_errmsg(db->db));
-	sqlite3_finalize(st);
+	userdb_release(db, st);
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -343,7 +407,7 @@ userdb_column(struct userdb *db, const char *sql, const char *p1,
 		log_warnx("userdb: %s", sqlite3_errmsg(db->db));
 		n = -1;
 	}
-	sqlite3_finalize(st);
+	userdb_release(db, st);
 	return n;
 }
 
@@ -474,6 +538,11 @@ userdb_close(struct userdb *db)
 {
 	if (db == NULL)
 		return;
+	for (size_t i = 0; i < db->nstmts; i++) {
+		sqlite3_finalize(db->stmts[i].st);
+		x_free(&db->stmts[i].sql);
+	}
+	db->nstmts = 0;
 	if (db->db != NULL && sqlite3_close(db->db) != SQLITE_OK)
 		log_warnx("userdb: close: %s", sqlite3_errmsg(db->db));
 	pthread_mutex_destroy(&db->lock);
@@ -639,7 +708,7 @@ userdb_user_insert(struct userdb *db, const char *address, const char *local,
 		rc = sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
 	if (rc == SQLITE_OK)
 		rc = sqlite3_step(st);
-	sqlite3_finalize(st);
+	userdb_release(db, st);
 	return rc;
 }
 
@@ -782,7 +851,7 @@ userdb_user_text(struct userdb *db, const char *sql, const char *address)
 			    sqlite3_column_text(st, 0));
 		else if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 			log_warnx("userdb: %s", sqlite3_errmsg(db->db));
-		sqlite3_finalize(st);
+		userdb_release(db, st);
 	}
 	userdb_unlock(db);
 	x_free(&a);
@@ -885,7 +954,7 @@ userdb_alias_insert(struct userdb *db, const char *key, const char *domain,
 			    SQLITE_TRANSIENT);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_step(st);
-		sqlite3_finalize(st);
+		userdb_release(db, st);
 	}
 	return rc;
 }
@@ -1005,7 +1074,7 @@ userdb_alias_list(struct userdb *db, struct strlist *out)
 		strlist_add(out, buf_cstr(&line));
 	if (rc != SQLITE_DONE)
 		log_warnx("userdb: %s", sqlite3_errmsg(db->db));
-	sqlite3_finalize(st);
+	userdb_release(db, st);
 	userdb_unlock(db);
 	x_free(&cur);
 	buf_free(&line);
@@ -1330,11 +1399,15 @@ userdb_resolve(struct userdb *db, const char *address, struct strlist *local,
 	if (at == NULL)
 		return RESOLVE_NO_SUCH_USER;
 	userdb_lock(db);
+	/* One read for all the lookups, not one each. */
+	bool txn = userdb_run(db, "BEGIN", NULL, NULL) == SQLITE_DONE;
 	char *d = str_lower(x_strdup(at + 1));
 	int is_local = userdb_domain_exists_locked(db, d);
 	x_free(&d);
 	if (is_local == 1)
 		userdb_resolve_addr(&rs, address, 0);
+	if (txn && userdb_run(db, "COMMIT", NULL, NULL) != SQLITE_DONE)
+		(void)userdb_run(db, "ROLLBACK", NULL, NULL);
 	userdb_unlock(db);
 	strlist_free(&rs.expanded);
 	strlist_free(&rs.path);

@@ -97,4 +97,7 @@ enum userdb_resolve_result userdb_resolve(struct userdb *db,
 /* Directory of a user's Maildir: data_dir/mail/DOMAIN/LOCAL (allocated). */
 char *userdb_maildir_path(const char *data_dir, const char *address);
 
+/* How many statements db keeps prepared (for the tests). */
+size_t userdb_statements_kept(const struct userdb *db);
+
 #endif

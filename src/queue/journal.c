@@ -35,6 +35,10 @@
  * not prepared; 10% more mail per second for one SMTP session here): in
  * steps of JOURNAL_GROW while the file is small, of JOURNAL_ZEROS after. */
 #define JOURNAL_GROW	(64u << 10)
+/* Blank spool files the writer keeps made while it has nothing to do
+ * (spool_blank_make): the inode is found then, not while a client waits
+ * for its 250. */
+#define JOURNAL_STOCK	16
 
 /* PREPARING: the checkpointer is writing zeros over it to its full
  * length, so that a later fdatasync has no file size to commit. */
@@ -85,7 +89,11 @@ static struct {
 	unsigned char *buf;		/* the writer's batch */
 	size_t cap;
 	unsigned char *zeros;		/* JOURNAL_ZEROS, aligned */
-	bool grow_failed;		/* the writer's; until a batch */
+	char *data_dir;
+	/* The writer's alone: */
+	struct spool_blank stock[JOURNAL_STOCK];
+	unsigned nstock;
+	bool stock_failed, grow_failed;	/* until the next batch */
 	struct journal_stats stats;
 } J = { .mu = PTHREAD_MUTEX_INITIALIZER, .work_cv = PTHREAD_COND_INITIALIZER,
 	.ckpt_cv = PTHREAD_COND_INITIALIZER, .cur = -1, .qfd = -1, .efd = -1 };
@@ -293,6 +301,8 @@ journal_link(struct jitem *it)
 	char dst[PATH_MAX], name[JOURNAL_NAME_MAX];
 	bool synced = false;
 
+	if (sf->fd < 0 && J.nstock > 0)
+		(void)spool_adopt(sf, &J.stock[--J.nstock]);
 	if (spool_materialize(sf) < 0) {
 		ld->first_error = errno;
 		return;
@@ -406,11 +416,22 @@ journal_grow_target(const struct jseg *s)
 	return (s->size + chunk / 2 + chunk - 1) / chunk * chunk;
 }
 
-/* While no delivery waits (J.mu held; released while it writes): the
- * active segment written further ahead. Returns whether it was. */
+/* One piece of what the writer does while no delivery waits (J.mu held;
+ * released while it works): a blank spool file more, or the active
+ * segment written further ahead. Returns whether there was any. */
 static bool
-journal_grow_ahead(void)
+journal_idle_step(void)
 {
+	if (J.nstock < JOURNAL_STOCK && !J.stock_failed) {
+		pthread_mutex_unlock(&J.mu);
+		int r = spool_blank_make(J.data_dir, &J.stock[J.nstock]);
+		pthread_mutex_lock(&J.mu);
+		if (r == 0)
+			J.nstock++;
+		else
+			J.stock_failed = true;
+		return true;
+	}
 	if (J.cur < 0 || J.broken || J.grow_failed)
 		return false;
 	struct jseg *s = &J.seg[J.cur];
@@ -444,7 +465,7 @@ journal_writer(void *unused)
 	pthread_mutex_lock(&J.mu);
 	for (;;) {
 		while (J.in.head == NULL && !J.stopping)
-			if (!journal_grow_ahead())
+			if (!journal_idle_step())
 				pthread_cond_wait(&J.work_cv, &J.mu);
 		struct jitem *batch = jlist_take_batch(&J.in);
 		if (batch == NULL)
@@ -462,7 +483,7 @@ journal_writer(void *unused)
 
 		pthread_mutex_lock(&J.mu);
 		J.writing = false;
-		J.grow_failed = false;
+		J.stock_failed = J.grow_failed = false;
 		while (batch) {
 			struct jitem *next = batch->next;
 			jlist_push(&J.done, batch);
@@ -683,7 +704,9 @@ journal_start(const char *data_dir, struct event_base *base)
 
 	for (int i = 0; i < JOURNAL_NSEG; i++)
 		J.seg[i].fd = -1;
-	J.grow_failed = false;
+	J.nstock = 0;
+	J.stock_failed = J.grow_failed = false;
+	J.data_dir = x_strdup(data_dir);
 	J.inited = true;
 	if (snprintf(q, sizeof(q), "%s/queue/tmp", data_dir) >=
 	    (int)sizeof(q)) {
@@ -798,8 +821,11 @@ journal_stop(void)
 			close(*fds[i]);
 		*fds[i] = -1;
 	}
+	while (J.nstock > 0)
+		spool_blank_drop(&J.stock[--J.nstock]);
 	x_free(&J.buf);
 	x_free(&J.zeros);
+	x_free(&J.data_dir);
 	J.cap = 0;
 	J.cur = -1;
 }

@@ -40,7 +40,9 @@ spool_clean_tmp(const char *data_dir)
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (unlink(p) == 0)
+		/* Blank files held no message: not counted. */
+		if (unlink(p) == 0 && strncmp(e->d_name, SPOOL_BLANK_PREFIX,
+		    strlen(SPOOL_BLANK_PREFIX)) != 0)
 			n++;
 	}
 	closedir(d);
@@ -176,6 +178,44 @@ spool_commit(struct spool_file *sf)
 	sf->fd = -1;
 	errno = e;
 	return r;
+}
+
+int
+spool_blank_make(const char *data_dir, struct spool_blank *b)
+{
+	char id[17];
+
+	make_id(id);
+	b->fd = -1;
+	if (snprintf(b->path, sizeof(b->path), "%s/queue/tmp/%s%s", data_dir,
+	    SPOOL_BLANK_PREFIX, id) >= (int)sizeof(b->path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	b->fd = open(b->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return b->fd < 0 ? -1 : 0;
+}
+
+void
+spool_blank_drop(struct spool_blank *b)
+{
+	if (b->fd < 0)
+		return;
+	close(b->fd);
+	unlink(b->path);
+	b->fd = -1;
+}
+
+int
+spool_adopt(struct spool_file *sf, struct spool_blank *b)
+{
+	if (sf->fd >= 0 || sf->error || b->fd < 0)
+		return -1;
+	sf->fd = b->fd;
+	memcpy(sf->path, b->path, sizeof(sf->path));
+	sf->created = true;
+	b->fd = -1;
+	return 0;
 }
 
 void

@@ -389,9 +389,11 @@ class Server:
         if not q.is_dir():
             return []
         # queue/journal holds the delivery journal's segment files, made
-        # once and reused: they are not messages.
+        # once and reused, and queue/tmp/blank-* are empty files the
+        # journal makes ahead for messages to come: they are not messages.
         return sorted(p for p in q.rglob("*") if p.is_file()
-                      and p.parent.name != "journal")
+                      and p.parent.name != "journal"
+                      and not p.name.startswith("blank-"))
 
     # -- clients --------------------------------------------------------
     def smtp(self, **kw):

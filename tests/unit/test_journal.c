@@ -346,6 +346,21 @@ count_files(const char *dir)
 	return n;
 }
 
+/* Files of dir other than blank spool files. */
+static unsigned
+count_spools(const char *dir)
+{
+	unsigned n = 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.' && strncmp(e->d_name,
+		    SPOOL_BLANK_PREFIX, strlen(SPOOL_BLANK_PREFIX)) != 0;
+	closedir(d);
+	return n;
+}
+
 static void
 test_writer_and_checkpoint(void **state)
 {
@@ -436,8 +451,9 @@ test_writer_and_checkpoint(void **state)
 	}
 	closedir(dir);
 	assert_int_equal(seen, 0xffffffffu);
+	/* No spool name left, only the blank files made ahead. */
 	snprintf(p, sizeof(p), "%s/queue/tmp", data);
-	assert_int_equal(count_files(p), 0);
+	assert_int_equal(count_spools(p), 0);
 	journal_get_stats(&js);
 	assert_int_equal(js.records, NMSG);
 	assert_true(js.batches >= 1 && js.batches <= NMSG);
@@ -447,6 +463,7 @@ test_writer_and_checkpoint(void **state)
 	journal_stop();
 	journal_get_stats(&js);
 	assert_true(js.checkpoints >= 1);
+	assert_int_equal(count_files(p), 0);	/* blanks removed */
 	for (int i = 0; i < JOURNAL_NSEG; i++) {
 		unsigned char head[4] = { 0 };
 		snprintf(p, sizeof(p), "%s/queue/journal/%d", data, i);
@@ -500,32 +517,90 @@ deliver_one(const char *data, const char *md, struct delivery *d)
 	assert_int_equal(d->ld.delivered, 1);
 }
 
-/* While it has nothing to do, the writer writes the active segment ahead
- * of its records: the next record's fdatasync then has no new file length
- * to commit. */
-static void
-test_segment_written_ahead(void **state)
+/* Inode numbers of the blank files in dir (at most max). */
+static unsigned
+blank_inodes(const char *dir, ino_t *v, unsigned max)
 {
-	char data[128], md[PATH_MAX];
+	char f[PATH_MAX + 300];
+	unsigned n = 0;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return 0;
+	for (struct dirent *e; (e = readdir(d)) != NULL && n < max;) {
+		struct stat sb;
+		snprintf(f, sizeof(f), "%s/%s", dir, e->d_name);
+		if (strncmp(e->d_name, SPOOL_BLANK_PREFIX,
+		    strlen(SPOOL_BLANK_PREFIX)) == 0 && stat(f, &sb) == 0)
+			v[n++] = sb.st_ino;
+	}
+	closedir(d);
+	return n;
+}
+
+/* The inode of the one file in dir that is not in v[0..n), or 0. */
+static ino_t
+new_inode(const char *dir, const ino_t *old, unsigned n)
+{
+	char f[PATH_MAX + 300];
+	ino_t found = 0;
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		struct stat sb;
+		snprintf(f, sizeof(f), "%s/%s", dir, e->d_name);
+		if (e->d_name[0] == '.' || stat(f, &sb) < 0)
+			continue;
+		bool seen = false;
+		for (unsigned i = 0; i < n; i++)
+			seen |= old[i] == sb.st_ino;
+		if (!seen)
+			found = sb.st_ino;
+	}
+	closedir(d);
+	return found;
+}
+
+/* While it has nothing to do, the writer makes blank spool files, and the
+ * next message is written into one (no inode to find while the client
+ * waits), and it writes the active segment ahead of its records, so that
+ * the next record's fdatasync has no new file length to commit. */
+static void
+test_idle_work(void **state)
+{
+	char data[128], md[PATH_MAX], tmp[PATH_MAX], new[PATH_MAX + 8];
 	static struct delivery d[2];
+	ino_t blanks[64], first[1];
 	(void)state;
 
 	snprintf(data, sizeof(data), "%s/g", root);
 	snprintf(md, sizeof(md), "%s/mail/x/g", data);
+	snprintf(tmp, sizeof(tmp), "%s/queue/tmp", data);
+	snprintf(new, sizeof(new), "%s/new", md);
 	assert_int_equal(maildir_create(md), 0);
 	assert_int_equal(spool_init(data), 0);
 	journal_test_base = event_base_new();
 	assert_int_equal(journal_start(data, journal_test_base), 0);
 	deliver_one(data, md, &d[0]);
+	assert_int_equal(count_files(new), 1);
+	first[0] = new_inode(new, NULL, 0);
 	/* Well before the segment is closed (JOURNAL_CLOSE_MS). */
 	for (int i = 0; i < 100 && segment_length(data) < 32768; i++)
 		usleep(2000);
 	off_t ahead = segment_length(data);
 	assert_true(ahead >= 32768);
 	assert_true(ahead <= 65536);	/* and not more, with little mail */
+	unsigned nb = blank_inodes(tmp, blanks, 64);
+	assert_true(nb >= 1);
+
 	deliver_one(data, md, &d[1]);
 	assert_true(segment_length(data) == ahead);
+	ino_t got = new_inode(new, first, 1);
+	bool from_stock = false;
+	for (unsigned i = 0; i < nb; i++)
+		from_stock |= blanks[i] == got;
+	assert_true(from_stock);
 	journal_stop();
+	assert_int_equal(count_files(tmp), 0);
 	for (int i = 0; i < 2; i++) {
 		local_delivery_free(&d[i].ld);
 		spool_discard(&d[i].sf);
@@ -596,7 +671,7 @@ main(void)
 		cmocka_unit_test(test_replay),
 		cmocka_unit_test(test_spool_lazy),
 		cmocka_unit_test(test_writer_and_checkpoint),
-		cmocka_unit_test(test_segment_written_ahead),
+		cmocka_unit_test(test_idle_work),
 		cmocka_unit_test(test_batch_limit),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -495,6 +495,48 @@ test_resolve_users(void **state)
 	check_resolve(fx->db, "noat", RESOLVE_NO_SUCH_USER, "", "");
 }
 
+/* Lookups reuse statements kept prepared, and a kept statement gives the
+ * right answer for new parameters and after the tables change. */
+static void
+test_resolve_statements_kept(void **state)
+{
+	struct fixture *fx = *state;
+	size_t kept = 0;
+
+	resolve_fixture(fx->db);
+	for (int round = 0; round < 3; round++) {
+		check_resolve(fx->db, "alice@example.org", RESOLVE_OK,
+		    "alice@example.org", "");
+		check_resolve(fx->db, "bob+x@example.org", RESOLVE_OK,
+		    "bob@example.org", "");
+		check_resolve(fx->db, "carol@example.org",
+		    RESOLVE_NO_SUCH_USER, "", "");
+		check_resolve(fx->db, "x@elsewhere.test", RESOLVE_NOT_LOCAL,
+		    "", "");
+		check_resolve(fx->db, "new@example.org", round == 1 ?
+		    RESOLVE_OK : RESOLVE_NO_SUCH_USER, round == 1 ?
+		    "bob@example.org" : "", "");
+		if (round == 0) {
+			kept = userdb_statements_kept(fx->db);
+			assert_true(kept > 0);
+			assert_int_equal(add_alias(fx->db, "new@example.org",
+			    "bob@example.org"), 0);
+		} else if (round == 1) {
+			char *error = NULL;
+			assert_int_equal(userdb_alias_del(fx->db,
+			    "new@example.org", &error), 0);
+		} else {
+			/* Only the alias commands' own statements are new. */
+			assert_true(userdb_statements_kept(fx->db) <= kept + 8);
+		}
+	}
+	size_t now = userdb_statements_kept(fx->db);
+	for (int i = 0; i < 50; i++)
+		check_resolve(fx->db, "alice@example.org", RESOLVE_OK,
+		    "alice@example.org", "");
+	assert_int_equal(userdb_statements_kept(fx->db), now);
+}
+
 /* A user+tag address that is itself a user wins over the stripped one. */
 static void
 test_resolve_tag_exact(void **state)
@@ -718,6 +760,7 @@ main(void)
 		T(test_user_maildir),
 		T(test_aliases),
 		T(test_resolve_users),
+		T(test_resolve_statements_kept),
 		T(test_resolve_tag_exact),
 		T(test_resolve_aliases),
 		T(test_resolve_alias_keeps_copy),
