@@ -333,32 +333,25 @@ delivery_done(void *arg)
 
 static struct event_base *journal_test_base;
 
+/* Files of dir, blank spool files too unless spools_only. */
 static unsigned
-count_files(const char *dir)
+count_in(const char *dir, bool spools_only)
 {
 	unsigned n = 0;
 	DIR *d = opendir(dir);
 	if (d == NULL)
 		return 0;
 	for (struct dirent *e; (e = readdir(d)) != NULL;)
-		n += e->d_name[0] != '.';
+		n += e->d_name[0] != '.' && (!spools_only || strncmp(e->d_name,
+		    SPOOL_BLANK_PREFIX, strlen(SPOOL_BLANK_PREFIX)) != 0);
 	closedir(d);
 	return n;
 }
 
-/* Files of dir other than blank spool files. */
 static unsigned
-count_spools(const char *dir)
+count_files(const char *dir)
 {
-	unsigned n = 0;
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return 0;
-	for (struct dirent *e; (e = readdir(d)) != NULL;)
-		n += e->d_name[0] != '.' && strncmp(e->d_name,
-		    SPOOL_BLANK_PREFIX, strlen(SPOOL_BLANK_PREFIX)) != 0;
-	closedir(d);
-	return n;
+	return count_in(dir, false);
 }
 
 static void
@@ -453,7 +446,7 @@ test_writer_and_checkpoint(void **state)
 	assert_int_equal(seen, 0xffffffffu);
 	/* No spool name left, only the blank files made ahead. */
 	snprintf(p, sizeof(p), "%s/queue/tmp", data);
-	assert_int_equal(count_spools(p), 0);
+	assert_int_equal(count_in(p, true), 0);
 	journal_get_stats(&js);
 	assert_int_equal(js.records, NMSG);
 	assert_true(js.batches >= 1 && js.batches <= NMSG);
