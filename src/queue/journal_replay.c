@@ -16,6 +16,7 @@
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "queue/journal_record.h"
 #include "store/maildir.h"
 
@@ -54,31 +55,124 @@ out:
 	return res;
 }
 
+/* The names in one Maildir's cur/, sorted: read once per replay, however
+ * many records name that Maildir (cur/ does not change meanwhile: the
+ * replay writes into new/ only). */
+struct cur_list {
+	char *maildir;
+	char **names;
+	size_t n;
+};
+
+/* Every Maildir's list so far, sorted by path. */
+struct cur_cache {
+	struct cur_list *v;
+	size_t n, cap;
+};
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+cur_list_read(struct cur_list *l)
+{
+	char dir[PATH_MAX];
+	struct dirent *e;
+	size_t cap = 0;
+
+	if (snprintf(dir, sizeof(dir), "%s/cur", l->maildir) >=
+	    (int)sizeof(dir))
+		return;
+	DIR *d = opendir(dir);
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (l->n == cap) {
+			cap = cap ? cap * 2 : 64;
+			l->names = x_reallocarray(l->names, cap,
+			    sizeof(*l->names));
+		}
+		l->names[l->n++] = x_strdup(e->d_name);
+	}
+	closedir(d);
+	if (l->n > 1)
+		qsort(l->names, l->n, sizeof(*l->names), cmp_str);
+}
+
+static const struct cur_list *
+cur_cache_get(struct cur_cache *c, const char *maildir)
+{
+	size_t lo = 0, hi = c->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int k = strcmp(c->v[mid].maildir, maildir);
+		if (k == 0)
+			return &c->v[mid];
+		if (k < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->v = x_reallocarray(c->v, c->cap, sizeof(*c->v));
+	}
+	memmove(&c->v[lo + 1], &c->v[lo], (c->n - lo) * sizeof(*c->v));
+	c->n++;
+	struct cur_list *l = &c->v[lo];
+	memset(l, 0, sizeof(*l));
+	l->maildir = x_strdup(maildir);
+	cur_list_read(l);
+	return l;
+}
+
+static void
+cur_cache_free(struct cur_cache *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		for (size_t k = 0; k < c->v[i].n; k++)
+			free(c->v[i].names[k]);
+		free(c->v[i].names);
+		free(c->v[i].maildir);
+	}
+	free(c->v);
+	memset(c, 0, sizeof(*c));
+}
+
 /* True when cur/ holds name with its flags ("name:2,...") and all of
  * its octets: an IMAP client has seen it already. */
 static bool
-replay_in_cur(const char *maildir, const char *name,
+replay_in_cur(struct cur_cache *cache, const char *maildir, const char *name,
     const unsigned char *content, uint64_t n)
 {
-	char dir[PATH_MAX], p[PATH_MAX * 2];
-	struct dirent *e;
-	size_t len = strlen(name);
-	bool found = false;
+	const struct cur_list *l = cur_cache_get(cache, maildir);
+	char p[PATH_MAX * 2];
+	size_t len = strlen(name), lo = 0, hi = l->n;
 
-	if (snprintf(dir, sizeof(dir), "%s/cur", maildir) >= (int)sizeof(dir))
-		return false;
-	DIR *d = opendir(dir);
-	if (d == NULL)
-		return false;
-	while (!found && (e = readdir(d)) != NULL) {
-		if (strncmp(e->d_name, name, len) != 0 ||
-		    (e->d_name[len] != ':' && e->d_name[len] != '\0'))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		found = replay_compare(p, content, n) == FILE_SAME;
+	/* The first name not below name: those that start with it follow. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(l->names[mid], name) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	closedir(d);
-	return found;
+	for (size_t i = lo; i < l->n && strncmp(l->names[i], name, len) == 0;
+	    i++) {
+		const char *e = l->names[i];
+		if (e[len] != ':' && e[len] != '\0')
+			continue;
+		snprintf(p, sizeof(p), "%s/cur/%s", maildir, e);
+		if (replay_compare(p, content, n) == FILE_SAME)
+			return true;
+	}
+	return false;
 }
 
 /* Writes the message to dir/tmp/name, fsyncs it, renames it to
@@ -168,7 +262,7 @@ replay_save_failed(const char *data_dir, const char *name,
 
 static void
 replay_record(const char *data_dir, const struct journal_rec *r,
-    struct journal_replay_stats *st)
+    struct cur_cache *cache, struct journal_replay_stats *st)
 {
 	char p[PATH_MAX], fresh[256];
 
@@ -181,7 +275,8 @@ replay_record(const char *data_dir, const struct journal_rec *r,
 		    (int)sizeof(p))
 			f = replay_compare(p, r->content, r->content_len);
 		if (f == FILE_SAME || (ok && f != FILE_PARTIAL &&
-		    replay_in_cur(t->path, name, r->content, r->content_len)))
+		    replay_in_cur(cache, t->path, name, r->content,
+		    r->content_len)))
 			continue;
 		if (f == FILE_OTHER) {
 			/* The name went to another message (the link fell
@@ -217,7 +312,8 @@ replay_record(const char *data_dir, const struct journal_rec *r,
 /* Replays one segment; 1 when it held records, 0 when not, -1. Read
  * with pread, not mmap: a read error must be an error, not SIGBUS. */
 static int
-replay_segment(const char *data_dir, int fd, struct journal_replay_stats *st)
+replay_segment(const char *data_dir, int fd, struct cur_cache *cache,
+    struct journal_replay_stats *st)
 {
 	struct stat sb;
 	unsigned char head[JOURNAL_HDR_SIZE];
@@ -242,7 +338,7 @@ replay_segment(const char *data_dir, int fd, struct journal_replay_stats *st)
 	unsigned records = 0;
 	struct journal_rec r;
 	while ((n = journal_rec_next(p + off, size - off, &gen, &r)) > 0) {
-		replay_record(data_dir, &r, st);
+		replay_record(data_dir, &r, cache, st);
 		journal_rec_free(&r);
 		records++;
 		off += n;
@@ -258,6 +354,7 @@ journal_replay(const char *data_dir, struct journal_replay_stats *st)
 	char dir[PATH_MAX], p[PATH_MAX + 16];
 	int fds[JOURNAL_NSEG], rc = 0;
 	bool used[JOURNAL_NSEG] = { false };
+	struct cur_cache cache = { 0 };
 
 	memset(st, 0, sizeof(*st));
 	if (snprintf(dir, sizeof(dir), "%s/queue/journal", data_dir) >=
@@ -273,12 +370,13 @@ journal_replay(const char *data_dir, struct journal_replay_stats *st)
 				rc = -1;
 			continue;
 		}
-		int k = replay_segment(data_dir, fds[i], st);
+		int k = replay_segment(data_dir, fds[i], &cache, st);
 		if (k < 0)
 			rc = -1;
 		used[i] = k > 0;
 		st->segments += k > 0;
 	}
+	cur_cache_free(&cache);
 	/* What was put back must be durable before the records go; a
 	 * message neither put back nor saved keeps every segment for the
 	 * next start. */

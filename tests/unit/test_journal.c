@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -259,6 +260,61 @@ test_replay(void **state)
 	assert_int_equal(journal_replay(data, &st), 0);
 	assert_int_equal(st.records, 0);
 	assert_int_equal(access(p, F_OK), -1);
+}
+
+/* A crash after a busy second: many records, most of their messages moved
+ * to cur/ by a client since, in a large cur/. cur/ is read once, not once
+ * per record; "m1" is not taken for "m10". */
+static void
+test_replay_large_cur(void **state)
+{
+	enum { N = 3000 };
+	static unsigned char buf[N * 256 + 4096];
+	char md[PATH_MAX], jdir[PATH_MAX], p[PATH_MAX + 64], data[128];
+	char name[32], content[64];
+	struct journal_replay_stats st;
+	struct timespec t0, t1;
+	size_t len = 0;
+	(void)state;
+
+	snprintf(data, sizeof(data), "%s/c", root);
+	snprintf(md, sizeof(md), "%s/mail/x/carol", data);
+	snprintf(jdir, sizeof(jdir), "%s/queue/journal", data);
+	assert_int_equal(maildir_create(md), 0);
+	assert_int_equal(fs_mkdir_p(jdir, 0700), 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "m%d", i);
+		snprintf(content, sizeof(content), "message %d\r\n", i);
+		struct journal_target t = { md, name };
+		put_record(buf, &len, 5, &t, 1, content);
+		/* All but m1 and m2 seen by a client; m10 and m20 exist with
+		 * their own content, as do N files of other mail. */
+		if (i != 1 && i != 2) {
+			snprintf(p, sizeof(p), "%s/cur/%s:2,S", md, name);
+			write_file(p, content);
+		}
+		snprintf(p, sizeof(p), "%s/cur/old%d:2,", md, i);
+		write_file(p, "old\r\n");
+	}
+	snprintf(p, sizeof(p), "%s/0", jdir);
+	int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	assert_int_equal(fs_write_all(fd, buf, len), 0);
+	close(fd);
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(journal_replay(data, &st), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("replay of %d records against a cur/ of %d files: %.3f s\n", N,
+	    2 * N - 2, (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	assert_int_equal(st.records, N);
+	assert_int_equal(st.restored, 2);
+	snprintf(p, sizeof(p), "%s/new/m1", md);
+	assert_file(p, "message 1\r\n");
+	snprintf(p, sizeof(p), "%s/new/m2", md);
+	assert_file(p, "message 2\r\n");
+	snprintf(p, sizeof(p), "%s/new", md);
+	assert_int_equal(count_files(p), 2);
 }
 
 /* A lazy spool file: made only when the message outgrows the buffer,
@@ -662,6 +718,7 @@ main(void)
 		cmocka_unit_test(test_record_roundtrip),
 		cmocka_unit_test(test_record_damage),
 		cmocka_unit_test(test_replay),
+		cmocka_unit_test(test_replay_large_cur),
 		cmocka_unit_test(test_spool_lazy),
 		cmocka_unit_test(test_writer_and_checkpoint),
 		cmocka_unit_test(test_idle_work),
