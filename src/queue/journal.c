@@ -301,8 +301,9 @@ journal_link(struct jitem *it)
 	char dst[PATH_MAX], name[JOURNAL_NAME_MAX];
 	bool synced = false;
 
-	if (sf->fd < 0 && J.nstock > 0)
-		(void)spool_adopt(sf, &J.stock[--J.nstock]);
+	if (sf->fd < 0 && J.nstock > 0 &&
+	    spool_adopt(sf, &J.stock[J.nstock - 1]) == 0)
+		J.nstock--;
 	if (spool_materialize(sf) < 0) {
 		ld->first_error = errno;
 		return;

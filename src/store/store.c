@@ -400,12 +400,23 @@ store_mime_init(void)
 /* ---- schema ------------------------------------------------------------- */
 
 /* Creates path with mode 0600 before SQLite does: SQLite would use 0644,
- * and its -wal and -shm files copy the database file's mode. */
+ * and its -wal and -shm files copy the database file's mode. An index
+ * that exists is not opened here: closing any descriptor of a file drops
+ * every POSIX lock the process holds on it, the SHARED lock of this
+ * process's other connections to the index among them (another process,
+ * sqlite3(1) say, could then take it for the last user and remove the
+ * WAL under them). */
 static int
 store_create_file(const char *path, char **error_r)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	struct stat sb;
 
+	if (stat(path, &sb) == 0)
+		return 0;
+	int fd = errno == ENOENT ? open(path, O_RDWR | O_CREAT | O_EXCL |
+	    O_CLOEXEC, 0600) : -1;
+	if (fd < 0 && errno == EEXIST)
+		return 0;	/* made meanwhile by another store */
 	if (fd < 0) {
 		store_set_error(error_r, "cannot open %s: %s", path,
 		    strerror(errno));

@@ -52,41 +52,53 @@ static struct vfs_map *vfs_maps;
 /* ---- the process-wide mappings ------------------------------------------ */
 
 static struct vfs_map *
+vfs_map_find(dev_t dev, ino_t ino)
+{
+	for (struct vfs_map *m = vfs_maps; m != NULL; m = m->next)
+		if (m->dev == dev && m->ino == ino)
+			return m;
+	return NULL;
+}
+
+/* The mapping of the file SQLite has just opened at path. A descriptor
+ * of ours is opened only for a file not mapped yet and closed only with
+ * the last connection: closing a descriptor drops every POSIX lock the
+ * process holds on the file, SQLite's own among them. */
+static struct vfs_map *
 vfs_map_get(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat sb;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &sb) < 0) {
-		close(fd);
-		return NULL;
-	}
-	pthread_mutex_lock(&vfs_lock);
 	struct vfs_map *m;
-	for (m = vfs_maps; m != NULL; m = m->next)
-		if (m->dev == sb.st_dev && m->ino == sb.st_ino)
-			break;
-	if (m != NULL) {
+
+	if (stat(path, &sb) < 0)
+		return NULL;
+	pthread_mutex_lock(&vfs_lock);
+	if ((m = vfs_map_find(sb.st_dev, sb.st_ino)) != NULL) {
 		m->refs++;
 		pthread_mutex_unlock(&vfs_lock);
-		close(fd);
 		return m;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat fsb;
+	/* Renamed over since: no mapping (the fd is of a file SQLite may
+	 * hold too, so it is kept rather than closed). */
+	if (fd < 0 || fstat(fd, &fsb) < 0 || fsb.st_dev != sb.st_dev ||
+	    fsb.st_ino != sb.st_ino) {
+		pthread_mutex_unlock(&vfs_lock);
+		return NULL;
 	}
 	void *base = mmap(NULL, STORE_MMAP_BYTES, PROT_READ, MAP_SHARED, fd,
 	    0);
 	if (base == MAP_FAILED) {
 		pthread_mutex_unlock(&vfs_lock);
-		close(fd);
-		return NULL;
+		return NULL;	/* fd kept, as above */
 	}
 	m = x_calloc(1, sizeof(*m));
-	m->dev = sb.st_dev;
-	m->ino = sb.st_ino;
+	m->dev = fsb.st_dev;
+	m->ino = fsb.st_ino;
 	m->fd = fd;
 	m->base = base;
-	atomic_init(&m->size, (int64_t)sb.st_size);
+	atomic_init(&m->size, (int64_t)fsb.st_size);
 	m->refs = 1;
 	m->next = vfs_maps;
 	vfs_maps = m;
@@ -112,13 +124,20 @@ vfs_map_put(struct vfs_map *m)
 	free(m);
 }
 
-/* Whether [off, off + len) lies within the file; asks the kernel again
- * only when the range is past what was seen, since files only grow. */
+/* Octets past a page that must exist too: SQLite may read a little beyond
+ * a corrupt page (its own VFS keeps the same margin), and past the end of
+ * the file that would be SIGBUS, not an error. */
+#define VFS_SLACK	256
+
+/* Whether [off, off + len) and the slack after it lie within the file;
+ * asks the kernel again only when that is past what was seen, since files
+ * only grow. */
 static bool
 vfs_map_covers(struct vfs_map *m, int64_t off, int64_t len)
 {
-	if (off < 0 || len <= 0 || off + len > STORE_MMAP_BYTES)
+	if (off < 0 || len <= 0 || off + len + VFS_SLACK > STORE_MMAP_BYTES)
 		return false;
+	len += VFS_SLACK;
 	if (off + len <= atomic_load_explicit(&m->size, memory_order_relaxed))
 		return true;
 	struct stat sb;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -876,6 +877,53 @@ test_index_mapped_once(void **state)
 	assert_int_equal(index_mappings(path, NULL), 0);
 }
 
+/* Whether another process could take a write lock on SQLite's SHARED
+ * bytes of path (F_GETLK ignores the caller's own locks, hence a child). */
+static bool
+shared_lock_held(const char *path)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(path, O_RDONLY);
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+		    .l_start = 0x40000000 + 2, .l_len = 510 };
+		if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0)
+			_exit(2);
+		_exit(fl.l_type == F_UNLCK ? 0 : 1);
+	}
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) != 2);
+	return WEXITSTATUS(status) == 1;
+}
+
+/* Opening a second store on an index must not drop the SHARED lock the
+ * first one holds on it: a descriptor of the file opened and closed on the
+ * way does that (POSIX locks belong to the process), and then another
+ * process can take itself for the index's last user and remove its WAL. */
+static void
+test_open_keeps_locks(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_mailbox mb;
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/index.db", fx->root);
+	struct store *a = open_store(fx);
+	load(a, "INBOX", &mb);
+	store_mailbox_free(&mb);
+	assert_true(shared_lock_held(path));
+	struct store *b = open_store(fx);
+	assert_true(shared_lock_held(path));
+	load(b, "INBOX", &mb);
+	store_mailbox_free(&mb);
+	store_close(b);
+	assert_true(shared_lock_held(path));
+	store_close(a);
+	assert_false(shared_lock_held(path));
+}
+
 /* ---- size --------------------------------------------------------------- */
 
 static double
@@ -957,6 +1005,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_index_lost, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_loads, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_open_keeps_locks, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_index_mapped_once, setup,
 		    teardown),
