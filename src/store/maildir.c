@@ -55,7 +55,11 @@ maildir_unique_name(char *out, size_t n, uint64_t size)
 	maildir_hostname(host, sizeof(host));
 	unsigned long q = __atomic_add_fetch(&maildir_counter, 1,
 	    __ATOMIC_RELAXED);
-	snprintf(out, n, "%lld.M%ldP%ldQ%lu.%s,S=%llu", (long long)tv.tv_sec,
+	/* Microseconds in six digits and the counter in eight (the journal
+	 * names a batch within one microsecond): names then sort in the order
+	 * they were made, the order of arrival, which gives the UIDs when
+	 * files of new/ have the same mtime (store_scan.c). */
+	snprintf(out, n, "%lld.M%06ldP%ldQ%08lu.%s,S=%llu", (long long)tv.tv_sec,
 	    (long)tv.tv_usec, (long)getpid(), q, host,
 	    (unsigned long long)size);
 }

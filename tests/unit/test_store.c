@@ -60,6 +60,18 @@ test_unique_names(void **state)
 	assert_non_null(strstr(a, ",S=42"));
 	assert_null(strchr(a, '/'));
 	assert_null(strchr(a, ':'));
+	/* Names made one after the other sort in that order, also when the
+	 * microseconds go from five digits to six: the tie-break for files
+	 * with the same mtime. */
+	const char *m = strstr(a, ".M");
+	assert_non_null(m);
+	assert_int_equal(strspn(m + 2, "0123456789"), 6);
+	for (int i = 0; i < 20000; i++) {
+		memcpy(a, b, sizeof(a));
+		maildir_unique_name(b, sizeof(b), 42);
+		if (!(strcmp(a, b) < 0 || strncmp(a, b, 10) != 0))
+			fail_msg("%s then %s", a, b);
+	}
 }
 
 static void
