@@ -340,6 +340,7 @@ static const int sandbox_allowed[] = {
 	__NR_inotify_init1, __NR_inotify_add_watch, __NR_inotify_rm_watch,
 	__NR_set_tid_address, __NR_getppid, __NR_sched_setaffinity,
 	__NR_getitimer, __NR_setitimer, __NR_mincore, __NR_msync,
+	__NR_io_setup, __NR_io_submit, __NR_io_getevents, __NR_io_destroy,
 #ifdef __x86_64__
 	__NR_open, __NR_stat, __NR_lstat, __NR_poll, __NR_select,
 	__NR_access, __NR_pipe, __NR_dup2, __NR_rename, __NR_unlink,

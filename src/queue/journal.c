@@ -12,10 +12,12 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
+#include <linux/aio_abi.h>
 
 #include "core/fs.h"
 #include "core/log.h"
@@ -94,6 +96,7 @@ static struct {
 	/* The writer's alone: */
 	struct spool_blank stock[JOURNAL_STOCK];
 	unsigned nstock;
+	aio_context_t aio;		/* 0: batches written with pwrite */
 	bool stock_failed, grow_failed;	/* until the next batch */
 	struct journal_stats stats;
 } J = { .mu = PTHREAD_MUTEX_INITIALIZER, .work_cv = PTHREAD_COND_INITIALIZER,
@@ -229,6 +232,91 @@ seg_pick(void)
 
 /* ---- the writer ---- */
 
+/* A batch's O_DIRECT write is handed to the kernel with Linux AIO, so the
+ * writer makes the batch's spool files while the disk works (60 us of a
+ * 100 KB message's 880 here); then it waits for it. Where AIO is missing
+ * (no io_setup, a seccomp filter, a buffered segment on tmpfs: then
+ * io_submit writes at once) it is a plain pwrite. */
+static void
+journal_aio_setup(void)
+{
+#if defined(__NR_io_setup) && defined(__NR_io_getevents)
+	aio_context_t ctx = 0;
+	if (syscall(__NR_io_setup, 1, &ctx) == 0)
+		J.aio = ctx;
+#endif
+}
+
+static void
+journal_aio_teardown(void)
+{
+#ifdef __NR_io_destroy
+	if (J.aio != 0)
+		syscall(__NR_io_destroy, J.aio);	/* waits for it */
+#endif
+	J.aio = 0;
+}
+
+/* Starts writing n octets of p at off: 1 when the kernel has the write,
+ * 0 when it was not taken (nothing is written then). */
+static int
+journal_write_start(int fd, const void *p, size_t n, uint64_t off)
+{
+#if defined(__NR_io_submit) && defined(__NR_io_getevents)
+	struct iocb cb;
+	struct iocb *cbs[1] = { &cb };
+
+	if (J.aio == 0)
+		return 0;
+	memset(&cb, 0, sizeof(cb));
+	cb.aio_lio_opcode = IOCB_CMD_PWRITE;
+	cb.aio_fildes = (uint32_t)fd;
+	cb.aio_buf = (uint64_t)(uintptr_t)p;
+	cb.aio_nbytes = n;
+	cb.aio_offset = (int64_t)off;
+	if (syscall(__NR_io_submit, J.aio, 1, cbs) == 1)
+		return 1;
+	journal_aio_teardown();		/* refused: pwrite from now on */
+#else
+	(void)fd;
+	(void)p;
+	(void)n;
+	(void)off;
+#endif
+	return 0;
+}
+
+/* Waits for the write journal_write_start gave the kernel: 0 when all n
+ * octets are written. */
+static int
+journal_write_wait(size_t n)
+{
+#if defined(__NR_io_submit) && defined(__NR_io_getevents)
+	struct io_event ev;
+	long r;
+
+	do
+		r = syscall(__NR_io_getevents, J.aio, 1, 1, &ev, NULL);
+	while (r < 0 && errno == EINTR);
+	if (r != 1) {
+		/* Cannot happen with a live context; io_destroy waits for
+		 * the write, which is then taken as failed. */
+		journal_aio_teardown();
+		errno = EIO;
+		return -1;
+	}
+	if (ev.res < 0 || (uint64_t)ev.res != n) {
+		errno = ev.res < 0 ? (int)-ev.res : EIO;
+		return -1;
+	}
+	return 0;
+#else
+	(void)n;
+	errno = ENOSYS;
+	return -1;
+#endif
+}
+
 /* The classic path: fsync of the spool file and of new/. */
 static void
 journal_classic(struct jitem *it)
@@ -292,28 +380,45 @@ journal_add_record(struct jitem *it, uint64_t gen, size_t *len,
 	return ok;
 }
 
-/* The record is durable: links into every Maildir, no fsync. A link that
- * fails takes the classic delivery for that mailbox. */
+/* The message's spool file, written (into a blank file made ahead when
+ * it was all in memory still); may run before its record is durable:
+ * the spool file is no delivery until linked. */
+static int
+journal_materialize(struct spool_file *sf)
+{
+	if (sf->fd < 0 && J.nstock > 0 &&
+	    spool_adopt(sf, &J.stock[J.nstock - 1]) == 0)
+		J.nstock--;
+	return spool_materialize(sf);
+}
+
+/* The record is durable: links into every Maildir, no fsync; the last
+ * one takes the spool file's name over (one call for link and unlink).
+ * A link that fails takes the classic delivery for that mailbox. */
 static void
 journal_link(struct jitem *it)
 {
 	struct local_delivery *ld = it->ld;
 	struct spool_file *sf = ld->spool;
 	char dst[PATH_MAX], name[JOURNAL_NAME_MAX];
-	bool synced = false;
+	bool synced = false, moved = false;
 
-	if (sf->fd < 0 && J.nstock > 0 &&
-	    spool_adopt(sf, &J.stock[J.nstock - 1]) == 0)
-		J.nstock--;
-	if (spool_materialize(sf) < 0) {
+	if (journal_materialize(sf) < 0) {
 		ld->first_error = errno;
 		return;
 	}
 	for (size_t i = 0; i < ld->maildirs.n; i++) {
 		int n = snprintf(dst, sizeof(dst), "%s/new/%s",
 		    ld->maildirs.v[i], it->names[i]);
-		if (n > 0 && (size_t)n < sizeof(dst) &&
-		    link(sf->path, dst) == 0) {
+		bool fits = n > 0 && (size_t)n < sizeof(dst);
+		if (fits && !synced && i + 1 == ld->maildirs.n &&
+		    renameat2(AT_FDCWD, sf->path, AT_FDCWD, dst,
+		    RENAME_NOREPLACE) == 0) {
+			ld->delivered++;
+			moved = true;
+			continue;
+		}
+		if (fits && link(sf->path, dst) == 0) {
 			ld->delivered++;
 			continue;
 		}
@@ -333,7 +438,8 @@ journal_link(struct jitem *it)
 	}
 	close(sf->fd);
 	sf->fd = -1;
-	unlink(sf->path);
+	if (!moved)
+		unlink(sf->path);
 	sf->path[0] = '\0';
 }
 
@@ -361,8 +467,20 @@ journal_run_batch(struct jitem *batch, int s)
 		journal_rec_seal(J.buf + last);
 		len += pad;
 	}
-	if (len > 0 && (fs_pwrite_all(seg->fd, J.buf, len, seg->size) < 0 ||
-	    fdatasync(seg->fd) < 0)) {
+	int wr = 0, async = 0;
+	if (len > 0) {
+		async = journal_write_start(seg->fd, J.buf, len, seg->size);
+		if (!async)
+			wr = fs_pwrite_all(seg->fd, J.buf, len, seg->size);
+	}
+	/* The spool files while the disk writes the records (their errors
+	 * are the links' to report). */
+	for (struct jitem *it = batch; it; it = it->next)
+		if (it->journaled)
+			(void)journal_materialize(it->ld->spool);
+	if (async)
+		wr = journal_write_wait(len);
+	if (len > 0 && (wr < 0 || fdatasync(seg->fd) < 0)) {
 		log_warn("event=journal-write-failed segment=%d", s);
 		pthread_mutex_lock(&J.mu);
 		/* Unsure what reached the disk: never write it again before
@@ -387,6 +505,7 @@ journal_run_batch(struct jitem *batch, int s)
 			J.stats.max_batch = len;
 		J.stats.records += records;
 		J.stats.batches++;
+		J.stats.async_writes += async;
 		pthread_mutex_unlock(&J.mu);
 	}
 	for (struct jitem *it = batch; it; it = it->next) {
@@ -461,6 +580,7 @@ static void *
 journal_writer(void *unused)
 {
 	(void)unused;
+	journal_aio_setup();
 	pthread_mutex_lock(&J.mu);
 	for (;;) {
 		while (J.in.head == NULL && !J.stopping)
@@ -491,6 +611,7 @@ journal_writer(void *unused)
 		journal_wake_loop();
 	}
 	pthread_mutex_unlock(&J.mu);
+	journal_aio_teardown();
 	return NULL;
 }
 
@@ -796,10 +917,11 @@ journal_stop(void)
 		pthread_join(J.ckpt, NULL);
 		journal_run_done();
 		log_info("event=journal-stopped records=%lu batches=%lu "
-		    "fallbacks=%lu checkpoints=%lu sync_ms=%llu "
+		    "async=%lu fallbacks=%lu checkpoints=%lu sync_ms=%llu "
 		    "checkpoint_ms=%llu", J.stats.records, J.stats.batches,
-		    J.stats.fallbacks, J.stats.checkpoints,
-		    J.stats.sync_us / 1000, J.stats.checkpoint_us / 1000);
+		    J.stats.async_writes, J.stats.fallbacks,
+		    J.stats.checkpoints, J.stats.sync_us / 1000,
+		    J.stats.checkpoint_us / 1000);
 	}
 	if (!J.inited)
 		return;

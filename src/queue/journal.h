@@ -70,6 +70,9 @@ struct journal_stats {
 	unsigned long records, batches, fallbacks, checkpoints;
 	unsigned long long sync_us, checkpoint_us;	/* time in them */
 	unsigned long long max_batch;	/* octets of the largest write */
+	/* Batches whose write the kernel took asynchronously, the spool
+	 * files being written meanwhile. */
+	unsigned long async_writes;
 };
 void journal_get_stats(struct journal_stats *st);
 

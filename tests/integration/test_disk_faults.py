@@ -217,7 +217,8 @@ SMTP_FAULTS = [
     ("enospc write", "452"),            # the message octets
     ("eio write", "451"),
     ("eio fsync", "451"),               # the spool file's fsync
-    ("enospc link", "452"),             # spool file into new/
+    # The spool file into new/: linked, or renamed into the last mailbox.
+    ("enospc link rename", "452"),
     ("enospc path=/mail/", "452"),      # the Maildirs only
 ]
 # ("eio dirsync" is not among them: a message under 1 MiB for local
@@ -308,7 +309,7 @@ def test_smtp_under_faults_switching_fast(faulty):
     250 is stored whole, every refusal is 451/452, the server lives."""
     srv = faulty
     acked = set()
-    specs = ["enospc", "eio write", "eio fsync", "enospc link",
+    specs = ["enospc", "eio write", "eio fsync", "enospc link rename",
              "eio dirsync", "enospc path=index.db"]
     for i in range(24):
         if i % 2:
