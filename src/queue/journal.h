@@ -32,6 +32,7 @@
 #define JOURNAL_CLOSE_MS	1000
 #define JOURNAL_BATCH_MAX	(8u << 20)	/* octets of messages */
 #define JOURNAL_PREPARE_AFTER	256	/* records before segments grow */
+#define JOURNAL_KEEP_MS		1000
 
 struct event_base;
 
@@ -73,6 +74,9 @@ struct journal_stats {
 	/* Batches whose write the kernel took asynchronously, the spool
 	 * files being written meanwhile. */
 	unsigned long async_writes;
+	/* Octets of the writer's batch buffer now: kept while mail comes,
+	 * given back after JOURNAL_KEEP_MS without any. */
+	unsigned long long buffer;
 };
 void journal_get_stats(struct journal_stats *st);
 

@@ -712,6 +712,21 @@ test_batch_limit(void **state)
 	}
 	snprintf(p, sizeof(p), "%s/new", md);
 	assert_int_equal(count_files(p), N);
+	/* The batch buffer stays while mail comes, and is given back once
+	 * none has come for JOURNAL_KEEP_MS. */
+	assert_true(after.buffer > JOURNAL_BATCH_MAX / 2);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	journal_get_stats(&after);
+	assert_true(after.buffer > JOURNAL_BATCH_MAX / 2);
+	do {
+		usleep(20000);
+		journal_get_stats(&after);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+	} while (after.buffer != 0 && t1.tv_sec - t0.tv_sec < 10);
+	assert_int_equal(after.buffer, 0);
+	assert_true((t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000 >= JOURNAL_KEEP_MS / 2);
 	journal_stop();
 	for (int i = 0; i < N; i++) {
 		local_delivery_free(&d[i].ld);
